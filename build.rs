@@ -1,0 +1,27 @@
+// 1. Gives every binary and test an rpath to libtorch's lib folder, so `minima`
+//    runs without LD_LIBRARY_PATH. torch-sys (a direct dependency for this reason)
+//    exports the folder it linked against as DEP_TCH_LIBTORCH_LIB.
+// 2. Records the source commit, written into every run's config.json.
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    }
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
+    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
+        commit.push_str("-dirty");
+    }
+    println!("cargo:rustc-env=MINIMA_GIT_COMMIT={commit}");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/index");
+}

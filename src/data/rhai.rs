@@ -1,0 +1,139 @@
+//! Script bindings for data sets: `toy`, `random_labels` and the `Data` type.
+
+use super::random_labels::{random_labels, RandomLabelOptions};
+use super::toy::{toy, ToyOptions};
+use super::Dataset;
+use crate::host::config::{Default as D, Key, Rule, Spec};
+use crate::host::error::{OrScript, ScriptResult};
+use crate::host::Session;
+use rhai::{Array, Dynamic, Engine, Map};
+use std::rc::Rc;
+
+pub type Data = Rc<Dataset>;
+
+const COUNT: Rule = Rule::Int {
+    min: 1,
+    max: 10_000_000,
+};
+const SEED: Rule = Rule::Int {
+    min: 0,
+    max: i64::MAX,
+};
+
+pub const TOY: Spec = Spec {
+    what: "toy options",
+    keys: &[
+        Key {
+            name: "n_train",
+            rule: COUNT,
+            default: D::Int(50),
+            help: "training points per class",
+        },
+        Key {
+            name: "n_test",
+            rule: COUNT,
+            default: D::Int(50),
+            help: "test points per class",
+        },
+        Key {
+            name: "seed",
+            rule: SEED,
+            default: D::Int(0),
+            help: "seed of the sample",
+        },
+        Key {
+            name: "augment_copies",
+            rule: COUNT,
+            default: D::Int(2),
+            help: "copies of each point per epoch when training with augment: true",
+        },
+        Key {
+            name: "augment_std",
+            rule: Rule::Float {
+                min: 0.0,
+                max: f64::INFINITY,
+                min_open: false,
+            },
+            default: D::Float(0.1),
+            help: "std of the Gaussian noise added to each copy",
+        },
+    ],
+};
+
+pub const RANDOM_LABELS: Spec = Spec {
+    what: "random_labels options",
+    keys: &[
+        Key {
+            name: "replicas",
+            rule: COUNT,
+            default: D::Int(1),
+            help: "copies R of each example",
+        },
+        Key {
+            name: "zero_out",
+            rule: Rule::Float {
+                min: 0.0,
+                max: 1.0,
+                min_open: false,
+            },
+            default: D::Float(0.0),
+            help: "fraction of each copy's values set to zero",
+        },
+        Key {
+            name: "seed",
+            rule: SEED,
+            default: D::Int(0),
+            help: "seed of labels and masks",
+        },
+    ],
+};
+
+pub fn toy_from_map(session: &Session, map: &Map) -> ScriptResult<Data> {
+    let c = TOY.read(map).or_script()?;
+    let o = ToyOptions {
+        n_train: c.i64("n_train"),
+        n_test: c.i64("n_test"),
+        seed: c.i64("seed"),
+        augment_copies: c.i64("augment_copies"),
+        augment_std: c.f64("augment_std"),
+    };
+    Ok(Rc::new(toy(&o, session.device())))
+}
+
+pub fn random_labels_from_map(data: &Dataset, map: &Map) -> ScriptResult<Data> {
+    let c = RANDOM_LABELS.read(map).or_script()?;
+    let o = RandomLabelOptions {
+        replicas: c.i64("replicas"),
+        zero_out: c.f64("zero_out"),
+        seed: c.i64("seed"),
+    };
+    Ok(Rc::new(random_labels(data, &o)))
+}
+
+pub fn register(engine: &mut Engine, session: &Rc<Session>) {
+    engine.register_type_with_name::<Data>("Data");
+    let s = session.clone();
+    engine.register_fn("toy", move || toy_from_map(&s, &Map::new()));
+    let s = session.clone();
+    engine.register_fn("toy", move |map: Map| toy_from_map(&s, &map));
+    engine.register_fn("random_labels", |d: Data, map: Map| {
+        random_labels_from_map(&d, &map)
+    });
+    engine.register_fn("random_labels", |d: Data| {
+        random_labels_from_map(&d, &Map::new())
+    });
+
+    engine.register_get("name", |d: &mut Data| d.name.clone());
+    engine.register_get("labels", |d: &mut Data| d.labels.clone());
+    engine.register_get("n_train", |d: &mut Data| d.train.len());
+    engine.register_get("n_test", |d: &mut Data| d.test.len());
+    engine.register_get("num_classes", |d: &mut Data| d.num_classes());
+    engine.register_get("classes", |d: &mut Data| -> Array {
+        d.classes.iter().map(|c| Dynamic::from(c.clone())).collect()
+    });
+    engine.register_get("input_shape", |d: &mut Data| -> Array {
+        d.input_shape().into_iter().map(Dynamic::from_int).collect()
+    });
+    engine.register_fn("to_string", |d: &mut Data| d.summary());
+    engine.register_fn("to_debug", |d: &mut Data| d.summary());
+}

@@ -1,0 +1,67 @@
+//! The two-Gaussian toy of the paper's Figure 1, as in its authors' code: each
+//! coordinate of a point is 0.1·N(2, 1.5²), then class 0 is shifted by (-0.65, 0)
+//! and class 1 by (+0.65, 0). Train and test are drawn from one seeded stream.
+
+use super::{Augmentation, Dataset, Split};
+use crate::results::Value;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ToyOptions {
+    pub n_train: i64,
+    pub n_test: i64,
+    pub seed: i64,
+    pub augment_copies: i64,
+    pub augment_std: f64,
+}
+
+impl Default for ToyOptions {
+    fn default() -> Self {
+        ToyOptions {
+            n_train: 50,
+            n_test: 50,
+            seed: 0,
+            augment_copies: 2,
+            augment_std: 0.1,
+        }
+    }
+}
+
+pub const SHIFT: f64 = 0.65;
+
+fn sample(per_class: i64, device: Device) -> Split {
+    let opts = (Kind::Float, Device::Cpu);
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for (class, sign) in [(0i64, -1.0), (1, 1.0)] {
+        let base = (Tensor::randn([per_class, 2], opts) * 1.5 + 2.0) * 0.1;
+        let shift = Tensor::from_slice(&[sign * SHIFT as f32, 0.0]);
+        xs.push(base + shift);
+        ys.push(Tensor::full([per_class], class, (Kind::Int64, Device::Cpu)));
+    }
+    Split {
+        x: Tensor::cat(&xs, 0),
+        y: Tensor::cat(&ys, 0),
+    }
+    .to(device)
+}
+
+/// `n_train` and `n_test` are per class. Sampling is on the CPU so the points are
+/// the same on every device.
+pub fn toy(o: &ToyOptions, device: Device) -> Dataset {
+    tch::manual_seed(o.seed);
+    let train = sample(o.n_train, device);
+    let test = sample(o.n_test, device);
+    Dataset {
+        name: "toy".into(),
+        train,
+        test,
+        classes: vec!["left".into(), "right".into()],
+        augmentation: Augmentation::Noise {
+            copies: o.augment_copies,
+            std: o.augment_std,
+        },
+        labels: "true".into(),
+        describe: vec![("data_seed".into(), Value::Int(o.seed))],
+    }
+}

@@ -1,0 +1,387 @@
+//! Validation of configuration maps passed from scripts.
+//!
+//! Every binding that takes a map declares a [`Spec`]: the allowed keys, their
+//! types, ranges and defaults. Unknown keys, wrong types and out-of-range values
+//! become errors that name the key and list the allowed keys; the engine adds the
+//! script position of the call.
+
+use crate::results::{Row, Value};
+use rhai::{Dynamic, Map};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    Bool,
+    /// Inclusive bounds.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// `min_open` excludes `min` itself (a learning rate of 0 is not allowed).
+    Float {
+        min: f64,
+        max: f64,
+        min_open: bool,
+    },
+    Str {
+        choices: &'static [&'static str],
+    },
+    /// A list of integers, each at least `min`.
+    Ints {
+        min: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    Required,
+    /// The key may be left out and then has no value (e.g. "no early stop").
+    Absent,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'static str),
+    Ints(&'static [i64]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub name: &'static str,
+    pub rule: Rule,
+    pub default: Default,
+    pub help: &'static str,
+}
+
+/// The keys one binding accepts; `what` names the map in messages ("train config").
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub what: &'static str,
+    pub keys: &'static [Key],
+}
+
+/// A validated map: every key of its spec, with defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    values: BTreeMap<&'static str, Value>,
+    order: Vec<&'static str>,
+}
+
+impl Config {
+    pub fn get(&self, key: &str) -> &Value {
+        self.values.get(key).unwrap_or(&Value::Null)
+    }
+    pub fn f64(&self, key: &str) -> f64 {
+        self.get(key).as_f64().unwrap_or(f64::NAN)
+    }
+    pub fn opt_f64(&self, key: &str) -> Option<f64> {
+        self.get(key).as_f64()
+    }
+    pub fn i64(&self, key: &str) -> i64 {
+        match self.get(key) {
+            Value::Int(i) => *i,
+            _ => 0,
+        }
+    }
+    pub fn bool(&self, key: &str) -> bool {
+        matches!(self.get(key), Value::Bool(true))
+    }
+    pub fn str(&self, key: &str) -> &str {
+        match self.get(key) {
+            Value::Str(s) => s,
+            _ => "",
+        }
+    }
+    pub fn ints(&self, key: &str) -> Vec<i64> {
+        match self.get(key) {
+            Value::Ints(v) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+    pub fn set(&mut self, key: &'static str, value: Value) {
+        if !self.values.contains_key(key) {
+            self.order.push(key);
+        }
+        self.values.insert(key, value);
+    }
+    /// The values as result columns, in the spec's order.
+    pub fn to_row(&self) -> Row {
+        self.order
+            .iter()
+            .map(|k| (k.to_string(), self.values[k].clone()))
+            .collect()
+    }
+}
+
+impl Spec {
+    pub fn allowed(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| k.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn key(&self, name: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.name == name)
+    }
+
+    /// Reads `map`, ignoring the keys in `skip` (handled by the caller).
+    pub fn read_except(&self, map: &Map, skip: &[&str]) -> Result<Config, String> {
+        for name in map.keys() {
+            if skip.contains(&name.as_str()) {
+                continue;
+            }
+            if self.key(name).is_none() {
+                let hint = closest(name, self.keys.iter().map(|k| k.name))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{}: unknown key `{name}`{hint}; allowed keys: {}",
+                    self.what,
+                    self.allowed()
+                ));
+            }
+        }
+        let mut config = Config {
+            values: BTreeMap::new(),
+            order: Vec::new(),
+        };
+        for key in self.keys {
+            let value = match map.get(key.name) {
+                Some(v) => check(self.what, key, v)?,
+                None => match key.default {
+                    Default::Required => {
+                        return Err(format!(
+                            "{}: missing key `{}` ({})",
+                            self.what, key.name, key.help
+                        ))
+                    }
+                    Default::Absent => Value::Null,
+                    Default::Bool(b) => Value::Bool(b),
+                    Default::Int(i) => Value::Int(i),
+                    Default::Float(f) => Value::Float(f),
+                    Default::Str(s) => Value::Str(s.to_string()),
+                    Default::Ints(v) => Value::Ints(v.to_vec()),
+                },
+            };
+            config.set(key.name, value);
+        }
+        Ok(config)
+    }
+
+    pub fn read(&self, map: &Map) -> Result<Config, String> {
+        self.read_except(map, &[])
+    }
+}
+
+fn type_name(v: &Dynamic) -> &'static str {
+    if v.is_int() {
+        "an integer"
+    } else if v.is_float() {
+        "a number"
+    } else if v.is_bool() {
+        "a boolean"
+    } else if v.is_string() {
+        "a string"
+    } else if v.is_array() {
+        "an array"
+    } else if v.is_map() {
+        "a map"
+    } else if v.is_unit() {
+        "()"
+    } else {
+        "a value of another type"
+    }
+}
+
+fn check(what: &str, key: &Key, v: &Dynamic) -> Result<Value, String> {
+    let name = key.name;
+    let wrong = |expected: &str| {
+        format!(
+            "{what}: `{name}` must be {expected}, found {} ({})",
+            type_name(v),
+            key.help
+        )
+    };
+    match key.rule {
+        Rule::Bool => v
+            .as_bool()
+            .map(Value::Bool)
+            .map_err(|_| wrong("true or false")),
+        Rule::Int { min, max } => {
+            let i = v.as_int().map_err(|_| wrong("an integer"))?;
+            if i < min || i > max {
+                return Err(format!(
+                    "{what}: `{name}` = {i} is out of range: {} ({})",
+                    range_text(min as f64, max as f64, false),
+                    key.help
+                ));
+            }
+            Ok(Value::Int(i))
+        }
+        Rule::Float { min, max, min_open } => {
+            let x = if v.is_int() {
+                v.as_int().unwrap_or_default() as f64
+            } else {
+                v.as_float().map_err(|_| wrong("a number"))?
+            };
+            let below = if min_open { x <= min } else { x < min };
+            if x.is_nan() || below || x > max {
+                return Err(format!(
+                    "{what}: `{name}` = {x} is out of range: {} ({})",
+                    range_text(min, max, min_open),
+                    key.help
+                ));
+            }
+            Ok(Value::Float(x))
+        }
+        Rule::Str { choices } => {
+            let s = v.clone().into_string().map_err(|_| wrong("a string"))?;
+            if !choices.is_empty() && !choices.contains(&s.as_str()) {
+                return Err(format!(
+                    "{what}: `{name}` = \"{s}\" is not one of: {}",
+                    choices.join(", ")
+                ));
+            }
+            Ok(Value::Str(s))
+        }
+        Rule::Ints { min } => {
+            let arr = v
+                .as_array_ref()
+                .map_err(|_| wrong("an array of integers"))?;
+            let mut out = Vec::with_capacity(arr.len());
+            for item in arr.iter() {
+                let i = item.as_int().map_err(|_| wrong("an array of integers"))?;
+                if i < min {
+                    return Err(format!(
+                        "{what}: every entry of `{name}` must be at least {min}, found {i}"
+                    ));
+                }
+                out.push(i);
+            }
+            Ok(Value::Ints(out))
+        }
+    }
+}
+
+fn range_text(min: f64, max: f64, min_open: bool) -> String {
+    let lo = if min_open {
+        format!("greater than {min}")
+    } else {
+        format!("at least {min}")
+    };
+    if max.is_infinite() || max >= i64::MAX as f64 {
+        format!("must be {lo}")
+    } else {
+        format!("must be {lo} and at most {max}")
+    }
+}
+
+/// The candidate nearest to `name` by edit distance, if it is a plausible typo.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: Spec = Spec {
+        what: "test config",
+        keys: &[
+            Key {
+                name: "lr",
+                rule: Rule::Float {
+                    min: 0.0,
+                    max: f64::INFINITY,
+                    min_open: true,
+                },
+                default: Default::Float(0.1),
+                help: "learning rate",
+            },
+            Key {
+                name: "epochs",
+                rule: Rule::Int {
+                    min: 1,
+                    max: i64::MAX,
+                },
+                default: Default::Int(3),
+                help: "epochs",
+            },
+            Key {
+                name: "stop",
+                rule: Rule::Bool,
+                default: Default::Absent,
+                help: "stop",
+            },
+        ],
+    };
+
+    fn map(pairs: &[(&str, Dynamic)]) -> Map {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_and_ints_widen_to_floats() {
+        let c = SPEC.read(&map(&[("lr", Dynamic::from_int(1))])).unwrap();
+        assert_eq!(c.f64("lr"), 1.0);
+        assert_eq!(c.i64("epochs"), 3);
+        assert_eq!(c.get("stop"), &Value::Null);
+    }
+
+    #[test]
+    fn unknown_key_suggests_and_lists() {
+        let e = SPEC
+            .read(&map(&[("epochz", Dynamic::from_int(1))]))
+            .unwrap_err();
+        assert!(e.contains("unknown key `epochz`"), "{e}");
+        assert!(e.contains("did you mean `epochs`"), "{e}");
+        assert!(e.contains("allowed keys: lr, epochs, stop"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_range_name_the_key() {
+        let e = SPEC
+            .read(&map(&[("epochs", Dynamic::from_float(2.5))]))
+            .unwrap_err();
+        assert!(
+            e.contains("`epochs` must be an integer, found a number"),
+            "{e}"
+        );
+        let e = SPEC
+            .read(&map(&[("lr", Dynamic::from_float(0.0))]))
+            .unwrap_err();
+        assert!(
+            e.contains("`lr` = 0 is out of range: must be greater than 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("momentun", "momentum"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+    }
+}

@@ -1,0 +1,45 @@
+//! The Rhai engine with every binding registered. Adding a binding: write it in the
+//! domain's `rhai.rs`, then call that module's `register` here.
+
+use super::{interrupt, Session};
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Dynamic, Engine};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Where `import "name"` looks: $MINIMA_STDLIB, else the stdlib/ folder of the
+/// source tree this binary was built from.
+pub fn stdlib_dir() -> PathBuf {
+    std::env::var_os("MINIMA_STDLIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("stdlib"))
+}
+
+pub fn build(session: &Rc<Session>) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_fail_on_invalid_map_property(true);
+    engine.set_module_resolver(FileModuleResolver::new_with_path(stdlib_dir()));
+    // Polled between statements, so Ctrl-C also stops long pure-script loops.
+    engine.on_progress(|_| interrupt::requested().then(|| Dynamic::from(interrupt::MESSAGE)));
+
+    crate::data::rhai::register(&mut engine, session);
+    crate::models::rhai::register(&mut engine, session);
+    crate::train::rhai::register(&mut engine, session);
+    crate::metrics::rhai::register(&mut engine);
+    crate::results::rhai::register(&mut engine, session);
+    crate::plot::rhai::register(&mut engine, session);
+    register_host(&mut engine, session);
+    engine
+}
+
+fn register_host(engine: &mut Engine, session: &Rc<Session>) {
+    let s = session.clone();
+    engine.register_fn("param", move |name: &str, default: Dynamic| {
+        s.params
+            .borrow_mut()
+            .read(name, default)
+            .map_err(super::error::script_error)
+    });
+    let s = session.clone();
+    engine.register_fn("device", move || format!("{:?}", s.device()).to_lowercase());
+}

@@ -1,0 +1,33 @@
+//! Ctrl-C as a flag: long work polls it at safe points (between batches, between
+//! script statements) and stops cleanly, so results already written stay whole.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+pub const MESSAGE: &str = "interrupted (Ctrl-C)";
+
+/// Installs the handler once per process; later calls are no-ops.
+pub fn install() {
+    let _ = ctrlc::set_handler(|| REQUESTED.store(true, Ordering::SeqCst));
+}
+
+pub fn requested() -> bool {
+    REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Clears the flag, e.g. when the REPL returns to its prompt.
+pub fn clear() {
+    REQUESTED.store(false, Ordering::SeqCst);
+}
+
+pub fn request() {
+    REQUESTED.store(true, Ordering::SeqCst);
+}
+
+pub fn check() -> anyhow::Result<()> {
+    if requested() {
+        anyhow::bail!(MESSAGE)
+    }
+    Ok(())
+}

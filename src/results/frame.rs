@@ -1,0 +1,120 @@
+//! Rows of named values to a Polars DataFrame, and Parquet in and out.
+//!
+//! Rows may differ in their keys (one run tags `setting`, another does not): the
+//! frame has the union of columns in order of first appearance, with nulls where a
+//! row lacks a key. A column whose rows mix ints and floats becomes Float64; any
+//! other mix becomes String, so a typo in a tag never loses a row.
+
+use super::atomic;
+use super::value::Value;
+use anyhow::{anyhow, Context, Result};
+use polars::prelude::*;
+use std::fs::File;
+use std::path::Path;
+
+pub type Row = Vec<(String, Value)>;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Empty,
+    Bool,
+    Int,
+    Float,
+    Str,
+}
+
+fn kind_of(v: &Value) -> Kind {
+    match v {
+        Value::Null => Kind::Empty,
+        Value::Bool(_) => Kind::Bool,
+        Value::Int(_) => Kind::Int,
+        Value::Float(_) => Kind::Float,
+        Value::Str(_) | Value::Ints(_) => Kind::Str,
+    }
+}
+
+fn unify(a: Kind, b: Kind) -> Kind {
+    match (a, b) {
+        (Kind::Empty, k) | (k, Kind::Empty) => k,
+        (x, y) if x == y => x,
+        (Kind::Int, Kind::Float) | (Kind::Float, Kind::Int) => Kind::Float,
+        _ => Kind::Str,
+    }
+}
+
+pub fn to_frame(rows: &[Row]) -> Result<DataFrame> {
+    let mut names: Vec<&str> = Vec::new();
+    for row in rows {
+        for (k, _) in row {
+            if !names.contains(&k.as_str()) {
+                names.push(k);
+            }
+        }
+    }
+    let cell = |row: &Row, name: &str| -> Option<Value> {
+        row.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    };
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
+        let cells: Vec<Option<Value>> = rows.iter().map(|r| cell(r, name)).collect();
+        let kind = cells.iter().flatten().map(kind_of).fold(Kind::Empty, unify);
+        let pname = PlSmallStr::from(name);
+        let column = match kind {
+            Kind::Bool => Column::new(
+                pname,
+                cells
+                    .iter()
+                    .map(|c| match c {
+                        Some(Value::Bool(b)) => Some(*b),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Kind::Int => Column::new(
+                pname,
+                cells
+                    .iter()
+                    .map(|c| match c {
+                        Some(Value::Int(i)) => Some(*i),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Kind::Float => Column::new(
+                pname,
+                cells
+                    .iter()
+                    .map(|c| c.as_ref().and_then(Value::as_f64))
+                    .collect::<Vec<_>>(),
+            ),
+            Kind::Str | Kind::Empty => Column::new(
+                pname,
+                cells
+                    .iter()
+                    .map(|c| match c {
+                        None | Some(Value::Null) => None,
+                        Some(v) => Some(v.to_string()),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        columns.push(column);
+    }
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
+
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    atomic::write_with(path, |file| {
+        ParquetWriter::new(file)
+            .finish(df)
+            .map_err(|e| anyhow!("encoding Parquet: {e}"))?;
+        Ok(())
+    })
+}
+
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| anyhow!("cannot read Parquet file {}: {e}", path.display()))
+}

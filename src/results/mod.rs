@@ -1,0 +1,11 @@
+//! Results: typed cells, DataFrames, atomic Parquet files and the run directory.
+
+pub mod atomic;
+pub mod frame;
+pub mod rhai;
+pub mod run_dir;
+pub mod value;
+
+pub use frame::Row;
+pub use run_dir::RunDir;
+pub use value::Value;

@@ -1,0 +1,78 @@
+//! Script bindings for results: `record(run[, tags])` and `run_dir()`.
+
+use super::{Row, Value};
+use crate::host::error::{script_error, OrScript, ScriptResult};
+use crate::host::Session;
+use crate::train::rhai::RunRef;
+use rhai::{Dynamic, Engine, Map};
+use std::rc::Rc;
+
+fn tag_value(key: &str, v: &Dynamic) -> ScriptResult<Value> {
+    if let Ok(i) = v.as_int() {
+        Ok(Value::Int(i))
+    } else if let Ok(f) = v.as_float() {
+        Ok(Value::Float(f))
+    } else if let Ok(b) = v.as_bool() {
+        Ok(Value::Bool(b))
+    } else if v.is_string() {
+        Ok(Value::Str(v.to_string()))
+    } else {
+        Err(script_error(format!(
+            "record: tag `{key}` must be a number, string or boolean, found {}",
+            v.type_name()
+        )))
+    }
+}
+
+/// Appends the run to history.parquet (one row per epoch) and summary.parquet
+/// (one row), each row carrying the tags, the params and the run's setting.
+pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
+    let setting = run.setting_columns();
+    let summary = run.summary_columns();
+    let epoch_names: Vec<String> = run
+        .history_rows()
+        .first()
+        .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    let mut tag_row: Row = Vec::new();
+    for (key, v) in tags {
+        let clash = setting
+            .iter()
+            .chain(summary.iter())
+            .any(|(k, _)| k == key.as_str())
+            || epoch_names.iter().any(|k| k == key.as_str());
+        if clash {
+            return Err(script_error(format!(
+                "record: tag `{key}` would overwrite the result column of that name; rename the tag"
+            )));
+        }
+        tag_row.push((key.to_string(), tag_value(key, v)?));
+    }
+    let mut head: Row = setting[..2].to_vec();
+    head.extend(tag_row);
+    head.extend(session.param_columns());
+    head.extend(setting[2..].iter().cloned());
+    let history = run
+        .history_rows()
+        .into_iter()
+        .map(|epoch| head.iter().cloned().chain(epoch).collect())
+        .collect();
+    let summary_row = head.into_iter().chain(summary).collect();
+    session
+        .with_run_dir(|dir| dir.record(history, summary_row))
+        .or_script()
+}
+
+pub fn register(engine: &mut Engine, session: &Rc<Session>) {
+    let s = session.clone();
+    engine.register_fn("record", move |run: RunRef| record(&s, &run, &Map::new()));
+    let s = session.clone();
+    engine.register_fn("record", move |run: RunRef, tags: Map| {
+        record(&s, &run, &tags)
+    });
+    let s = session.clone();
+    engine.register_fn("run_dir", move || -> ScriptResult<String> {
+        s.with_run_dir(|d| Ok(d.path().display().to_string()))
+            .or_script()
+    });
+}

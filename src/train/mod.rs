@@ -1,0 +1,10 @@
+//! Training: SGD with explicit state, the epoch loop, progress, and the
+//! adversarial initialisation (Algorithm 1) built from them.
+
+pub mod config;
+pub mod progress;
+pub mod rhai;
+pub mod run;
+pub mod sgd;
+
+pub use run::{train, Run, Status, TrainRequest};

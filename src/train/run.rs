@@ -1,0 +1,277 @@
+//! The training loop and the `Run` it produces.
+
+use super::config::sgd_options;
+use super::progress::Progress;
+use super::sgd::Sgd;
+use crate::data::{Dataset, Split};
+use crate::host::config::Config;
+use crate::host::interrupt;
+use crate::metrics::distance;
+use crate::metrics::evaluate::{cross_entropy, evaluate, Score};
+use crate::models::Model;
+use crate::results::{Row, Value};
+use anyhow::{bail, Result};
+use std::rc::Rc;
+use std::time::Instant;
+use tch::{Kind, Reduction, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Status {
+    /// `stop_at_train_acc` was reached.
+    ReachedTarget,
+    /// `stop_at_train_acc` was set but not reached within `epochs`.
+    TargetNotReached,
+    /// All epochs ran (no target set).
+    Completed,
+    /// The training loss became NaN or infinite.
+    Diverged,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::ReachedTarget => "reached_target",
+            Status::TargetNotReached => "target_not_reached",
+            Status::Completed => "completed",
+            Status::Diverged => "diverged",
+        }
+    }
+}
+
+/// Metrics of one epoch, measured after its last step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Epoch {
+    pub epoch: i64,
+    pub lr: f64,
+    pub train: Score,
+    pub test: Score,
+    pub distance_from_init: f64,
+    pub epoch_time_s: f64,
+    pub wall_time_s: f64,
+    pub images_per_s: f64,
+}
+
+impl Epoch {
+    fn columns(&self) -> Row {
+        vec![
+            ("epoch".into(), Value::Int(self.epoch)),
+            ("lr".into(), Value::Float(self.lr)),
+            ("train_loss".into(), Value::Float(self.train.loss)),
+            ("train_acc".into(), Value::Float(self.train.acc)),
+            ("test_loss".into(), Value::Float(self.test.loss)),
+            ("test_acc".into(), Value::Float(self.test.acc)),
+            (
+                "distance_from_init".into(),
+                Value::Float(self.distance_from_init),
+            ),
+            ("epoch_time_s".into(), Value::Float(self.epoch_time_s)),
+            ("wall_time_s".into(), Value::Float(self.wall_time_s)),
+            ("images_per_s".into(), Value::Float(self.images_per_s)),
+        ]
+    }
+}
+
+pub struct Run {
+    /// Position of the run in its session (the `run` column).
+    pub index: i64,
+    /// "train" or "adversarial_init".
+    pub kind: String,
+    pub model: Rc<Model>,
+    pub data: Rc<Dataset>,
+    pub config: Config,
+    pub history: Vec<Epoch>,
+    pub status: Status,
+}
+
+impl Run {
+    pub fn last(&self) -> Option<&Epoch> {
+        self.history.last()
+    }
+
+    /// Columns shared by every row of this run: what was trained on what, how.
+    pub fn setting_columns(&self) -> Row {
+        let mut row: Row = vec![
+            ("run".into(), Value::Int(self.index)),
+            ("kind".into(), Value::Str(self.kind.clone())),
+        ];
+        row.extend(self.data.columns());
+        row.extend(self.model.spec.columns());
+        row.extend(self.config.to_row());
+        row
+    }
+
+    pub fn history_rows(&self) -> Vec<Row> {
+        self.history.iter().map(Epoch::columns).collect()
+    }
+
+    /// The final state: status, epochs run and the last epoch's metrics.
+    pub fn summary_columns(&self) -> Row {
+        let mut row: Row = vec![
+            ("status".into(), Value::Str(self.status.as_str().into())),
+            ("epochs_run".into(), Value::Int(self.history.len() as i64)),
+        ];
+        if let Some(last) = self.last() {
+            row.extend(last.columns().into_iter().filter(|(k, _)| k != "epoch"));
+        }
+        row
+    }
+
+    pub fn summary(&self) -> String {
+        match self.last() {
+            Some(e) => format!(
+                "Run #{} ({}, {}): {} after {} epochs, train acc {:.4}, test acc {:.4}",
+                self.index,
+                self.kind,
+                self.data.labels,
+                self.status.as_str(),
+                e.epoch,
+                e.train.acc,
+                e.test.acc
+            ),
+            None => format!("Run #{} ({}): no epochs", self.index, self.kind),
+        }
+    }
+}
+
+/// splitmix64 of (seed, epoch): an independent, reproducible RNG seed per epoch,
+/// so an epoch's batch order and noise depend on nothing but its number.
+fn epoch_seed(seed: i64, epoch: i64) -> i64 {
+    let mut z = (seed as u64) ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+pub struct TrainRequest<'a> {
+    pub init: &'a Model,
+    pub data: &'a Rc<Dataset>,
+    pub config: Config,
+    pub kind: &'a str,
+    pub index: i64,
+    pub quiet: bool,
+}
+
+/// Trains a copy of `init` on `data`; `init` itself is left unchanged.
+pub fn train(req: TrainRequest) -> Result<Run> {
+    let TrainRequest {
+        init,
+        data,
+        config,
+        kind,
+        index,
+        quiet,
+    } = req;
+    if init.device() != data.device() {
+        bail!(
+            "the model is on {:?} but the data on {:?}",
+            init.device(),
+            data.device()
+        );
+    }
+    if init.spec.classes != data.num_classes() {
+        bail!(
+            "the model has {} output classes but the data set {} has {}",
+            init.spec.classes,
+            data.name,
+            data.num_classes()
+        );
+    }
+    if init.spec.inputs != data.input_size() {
+        bail!(
+            "the model takes {} inputs but {} examples have {} values",
+            init.spec.inputs,
+            data.name,
+            data.input_size()
+        );
+    }
+    let model = init.copy()?;
+    let mut params = model.parameters();
+    let start_weights: Vec<Tensor> = params.iter().map(|p| p.detach().copy()).collect();
+    let sgd_opts = sgd_options(&config);
+    let mut sgd = Sgd::new(sgd_opts, params.len())?;
+    let epochs = config.i64("epochs");
+    let batch = config.i64("batch_size");
+    let seed = config.i64("seed");
+    let target = config.opt_f64("stop_at_train_acc");
+    let check_every = config.i64("check_every");
+    let augmentation = if config.bool("augment") {
+        data.augmentation
+    } else {
+        Default::default()
+    };
+
+    let mut progress = Progress::new(format!("run {index} ({kind})"), epochs, quiet);
+    let started = Instant::now();
+    let mut history = Vec::new();
+    let mut status = if target.is_some() {
+        Status::TargetNotReached
+    } else {
+        Status::Completed
+    };
+    for epoch in 1..=epochs {
+        let epoch_start = Instant::now();
+        tch::manual_seed(epoch_seed(seed, epoch));
+        let seen = augmentation.apply(&data.train);
+        let n = seen.len();
+        let order = Tensor::randperm(n, (Kind::Int64, seen.x.device()));
+        let mut start = 0;
+        while start < n {
+            interrupt::check()?;
+            let len = batch.min(n - start);
+            let b: Split = seen.select(&order.narrow(0, start, len));
+            Sgd::zero_grad(&mut params);
+            let loss = cross_entropy(&model.forward_t(&b.x, true), &b.y, Reduction::Mean);
+            loss.backward();
+            sgd.step(&params);
+            start += len;
+        }
+        let epoch_time = epoch_start.elapsed().as_secs_f64();
+        let train = evaluate(&model, &data.train);
+        let test = evaluate(&model, &data.test);
+        let record = Epoch {
+            epoch,
+            lr: sgd_opts.lr,
+            train,
+            test,
+            distance_from_init: distance::relative(&start_weights, &params),
+            epoch_time_s: epoch_time,
+            wall_time_s: started.elapsed().as_secs_f64(),
+            images_per_s: n as f64 / epoch_time.max(1e-9),
+        };
+        history.push(record);
+        let line = format!(
+            "loss {:.4} acc {:.4} test acc {:.4}",
+            train.loss, train.acc, test.acc
+        );
+        progress.epoch(epoch, &line);
+        if !train.loss.is_finite() {
+            status = Status::Diverged;
+            break;
+        }
+        if let Some(t) = target {
+            if epoch % check_every == 0 && train.acc >= t {
+                status = Status::ReachedTarget;
+                break;
+            }
+        }
+    }
+    let last = history.last();
+    progress.finish(
+        last.map_or(0, |e| e.epoch),
+        &format!(
+            "{}: train acc {:.4}, test acc {:.4}",
+            status.as_str(),
+            last.map_or(f64::NAN, |e| e.train.acc),
+            last.map_or(f64::NAN, |e| e.test.acc)
+        ),
+    );
+    Ok(Run {
+        index,
+        kind: kind.to_string(),
+        model: Rc::new(model),
+        data: data.clone(),
+        config,
+        history,
+        status,
+    })
+}

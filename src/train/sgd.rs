@@ -1,0 +1,191 @@
+//! Stochastic gradient descent with explicit state, following the update rule of
+//! `torch.optim.SGD` (PyTorch 2.x, `_single_tensor_sgd`), for each parameter p
+//! with gradient g at step t:
+//!
+//! ```text
+//! g ← g + weight_decay · p                        (if weight_decay ≠ 0)
+//! if momentum ≠ 0:
+//!     b ← g                            at t = 1   (no dampening on the first step)
+//!     b ← momentum · b + (1 − dampening) · g   otherwise
+//!     g ← g + momentum · b  if nesterov,  else  g ← b
+//! p ← p − lr · g
+//! ```
+//!
+//! The momentum buffers are plain tensors so they can be checkpointed.
+
+use anyhow::{bail, Result};
+use tch::Tensor;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdOptions {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+#[derive(Debug)]
+pub struct Sgd {
+    pub options: SgdOptions,
+    buffers: Vec<Option<Tensor>>,
+}
+
+impl Sgd {
+    pub fn new(options: SgdOptions, num_params: usize) -> Result<Sgd> {
+        // The same preconditions torch.optim.SGD enforces.
+        if options.nesterov && (options.momentum <= 0.0 || options.dampening != 0.0) {
+            bail!("nesterov momentum requires momentum > 0 and dampening = 0");
+        }
+        Ok(Sgd {
+            options,
+            buffers: (0..num_params).map(|_| None).collect(),
+        })
+    }
+
+    pub fn zero_grad(params: &mut [Tensor]) {
+        for p in params.iter_mut() {
+            p.zero_grad();
+        }
+    }
+
+    /// One update of every parameter that has a gradient.
+    pub fn step(&mut self, params: &[Tensor]) {
+        let SgdOptions {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        } = self.options;
+        tch::no_grad(|| {
+            for (p, buffer) in params.iter().zip(self.buffers.iter_mut()) {
+                let grad = p.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let mut d_p = if weight_decay != 0.0 {
+                    grad + p * weight_decay
+                } else {
+                    grad
+                };
+                if momentum != 0.0 {
+                    let buf = match buffer {
+                        Some(b) => {
+                            let _ = b.g_mul_scalar_(momentum);
+                            let _ = b.g_add_(&(&d_p * (1.0 - dampening)));
+                            b
+                        }
+                        None => buffer.insert(d_p.detach().copy()),
+                    };
+                    d_p = if nesterov {
+                        d_p + &*buf * momentum
+                    } else {
+                        buf.shallow_clone()
+                    };
+                }
+                let mut p = p.shallow_clone();
+                let _ = p.g_sub_(&(d_p * lr));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    fn param(values: &[f64]) -> Tensor {
+        Tensor::from_slice(values)
+            .to_kind(Kind::Double)
+            .set_requires_grad(true)
+    }
+
+    /// Gradient of 0.5·Σ c·p² is c·p: lets the test know g at every step.
+    fn grad_step(sgd: &mut Sgd, p: &mut Tensor, c: f64) {
+        Sgd::zero_grad(std::slice::from_mut(p));
+        let loss = (&*p * &*p * c).sum(Kind::Double) * 0.5;
+        loss.backward();
+        sgd.step(std::slice::from_ref(p));
+    }
+
+    #[test]
+    fn matches_torch_rule_with_momentum_weight_decay_dampening() {
+        let o = SgdOptions {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.1,
+            weight_decay: 0.01,
+            nesterov: false,
+        };
+        let mut sgd = Sgd::new(o, 1).unwrap();
+        let mut p = param(&[1.0, -2.0]);
+        let c = 3.0;
+        // Independent scalar evaluation of the documented rule.
+        let mut want = [1.0f64, -2.0];
+        let mut buf = [0.0f64; 2];
+        for t in 0..4 {
+            grad_step(&mut sgd, &mut p, c);
+            for i in 0..2 {
+                let g = c * want[i] + o.weight_decay * want[i];
+                buf[i] = if t == 0 {
+                    g
+                } else {
+                    o.momentum * buf[i] + (1.0 - o.dampening) * g
+                };
+                want[i] -= o.lr * buf[i];
+            }
+            let got: Vec<f64> = Vec::try_from(p.detach()).unwrap();
+            for i in 0..2 {
+                assert!(
+                    (got[i] - want[i]).abs() < 1e-12,
+                    "step {t}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nesterov_and_plain_sgd() {
+        let o = SgdOptions {
+            lr: 0.05,
+            momentum: 0.5,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: true,
+        };
+        let mut sgd = Sgd::new(o, 1).unwrap();
+        let mut p = param(&[2.0]);
+        let (mut w, mut b) = (2.0f64, 0.0f64);
+        for t in 0..3 {
+            grad_step(&mut sgd, &mut p, 1.0);
+            let g = w;
+            b = if t == 0 { g } else { 0.5 * b + g };
+            w -= 0.05 * (g + 0.5 * b);
+        }
+        assert!((p.double_value(&[0]) - w).abs() < 1e-12);
+
+        let plain = SgdOptions {
+            momentum: 0.0,
+            nesterov: false,
+            ..o
+        };
+        let mut sgd = Sgd::new(plain, 1).unwrap();
+        let mut p = param(&[2.0]);
+        grad_step(&mut sgd, &mut p, 1.0);
+        assert!((p.double_value(&[0]) - (2.0 - 0.05 * 2.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nesterov_without_momentum_is_refused() {
+        let o = SgdOptions {
+            lr: 0.1,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: true,
+        };
+        assert!(Sgd::new(o, 1).is_err());
+    }
+}
