@@ -4,7 +4,7 @@ use super::random_labels::{random_labels, RandomLabelOptions};
 use super::toy::{toy, ToyOptions};
 use super::Dataset;
 use crate::host::config::{Default as D, Key, Rule, Spec};
-use crate::host::error::{OrScript, ScriptResult};
+use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::rc::Rc;
@@ -107,6 +107,13 @@ pub fn random_labels_from_map(data: &Dataset, map: &Map) -> ScriptResult<Data> {
         zero_out: c.f64("zero_out"),
         seed: c.i64("seed"),
     };
+    if o.replicas > 1 && o.zero_out == 0.0 {
+        return Err(script_error(format!(
+            "random_labels: replicas = {} with zero_out = 0 makes identical copies whose random \
+             labels contradict each other, so no model can fit them; set zero_out (the paper uses 0.1)",
+            o.replicas
+        )));
+    }
     Ok(Rc::new(random_labels(data, &o)))
 }
 

@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use minima::host::params::Params;
+use minima::host::{Host, Session, SessionOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn host_in(out: &Path, sets: &[&str]) -> Host {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Host::new(Session::new(SessionOptions {
+        script: Some(PathBuf::from("test.rhai")),
+        out: Some(out.to_path_buf()),
+        runs_base: out.to_path_buf(),
+        device: tch::Device::Cpu,
+        quiet: true,
+        params: Params::parse(&sets).unwrap(),
+    }))
+}
+
+/// Runs script text in a fresh host; the error, if any, formatted as users see it.
+pub fn run_text(out: &Path, text: &str) -> Result<(), String> {
+    let host = host_in(out, &[]);
+    host.engine.run(text).map_err(|e| {
+        minima::host::report::format_error(&e, &minima::host::report::Source { name: "test.rhai", text })
+    })
+}
+
+pub fn minima(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minima"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("minima runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

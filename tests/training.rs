@@ -1,0 +1,139 @@
+//! Training behaviour on small real computations, driven through scripts.
+
+mod common;
+use common::host_in;
+use rhai::Map;
+
+fn eval_map(script: &str) -> Map {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_in(dir.path(), &[]);
+    host.engine.eval::<Map>(script).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn f(m: &Map, k: &str) -> f64 {
+    m[k].as_float().unwrap_or_else(|_| m[k].as_int().unwrap() as f64)
+}
+
+#[test]
+fn vanilla_sgd_fits_separable_data_to_full_train_accuracy() {
+    let m = eval_map(
+        r#"
+        let d = toy(#{ n_train: 20, n_test: 20, seed: 3 });
+        let r = train(model(#{ arch: "mlp", hidden: [32] }, d), d,
+                      #{ lr: 0.1, batch_size: 10, epochs: 300, stop_at_train_acc: 1.0 });
+        #{ status: r.status, acc: r.train_acc, epochs: r.epochs, test: r.test_acc,
+           hist: r.history.len(), last: r.history[-1].epoch }
+        "#,
+    );
+    assert_eq!(m["status"].to_string(), "reached_target");
+    assert_eq!(f(&m, "acc"), 1.0);
+    assert!(f(&m, "test") > 0.9, "{m:?}");
+    assert_eq!(f(&m, "hist"), f(&m, "epochs"));
+    assert_eq!(f(&m, "last"), f(&m, "epochs"));
+}
+
+#[test]
+fn adversarial_init_memorises_random_labels() {
+    let m = eval_map(
+        r#"
+        let d = toy(#{ n_train: 10, n_test: 50, seed: 1 });
+        let init = model(#{ arch: "mlp", hidden: [64, 64], seed: 2 }, d);
+        let adv = adversarial_init(init, d, #{ lr: 0.1, batch_size: 10, epochs: 20000, seed: 5 });
+        let true_fit = evaluate(adv.model, d);
+        #{ status: adv.status, acc: adv.train_acc, n: adv.data.n_train, labels: adv.data.labels,
+           true_acc: true_fit.train_acc, kind: adv.kind }
+        "#,
+    );
+    assert_eq!(m["status"].to_string(), "reached_target", "{m:?}");
+    assert_eq!(f(&m, "acc"), 1.0);
+    assert_eq!(f(&m, "n"), 20.0);
+    assert_eq!(m["labels"].to_string(), "random");
+    assert_eq!(m["kind"].to_string(), "adversarial_init");
+    // Fitting random labels must not also fit the true ones.
+    assert!(f(&m, "true_acc") < 0.9, "{m:?}");
+}
+
+#[test]
+fn training_copies_the_model_and_is_deterministic() {
+    let m = eval_map(
+        r#"
+        let d = toy(#{ n_train: 10, n_test: 10 });
+        let init = model(#{ arch: "mlp", hidden: [16], seed: 4 }, d);
+        let again = model(#{ arch: "mlp", hidden: [16], seed: 4 }, d);
+        let other = model(#{ arch: "mlp", hidden: [16], seed: 5 }, d);
+        let cfg = #{ lr: 0.05, batch_size: 4, epochs: 3, seed: 9 };
+        let r1 = train(init, d, cfg);
+        let r2 = train(init, d, cfg);
+        let r3 = train(init, d, cfg + #{ seed: 10 });
+        #{ same_init: distance(init, again), other_init: distance(init, other),
+           moved: distance(init, r1.model), repeat: distance(r1.model, r2.model),
+           reseeded: distance(r1.model, r3.model), recorded: r1.distance_from_init }
+        "#,
+    );
+    assert_eq!(f(&m, "same_init"), 0.0, "same seed, same weights");
+    assert!(f(&m, "other_init") > 0.1);
+    assert!(f(&m, "moved") > 0.0, "the run's model moved away from the init");
+    assert_eq!(f(&m, "repeat"), 0.0, "same config, same result bit for bit");
+    assert!(f(&m, "reseeded") > 0.0, "the train seed changes batch order");
+    // distance_from_init is d(W0, Wt) = |Wt - W0| / |Wt|; distance(a, b) divides by |b|.
+    assert!((f(&m, "recorded") - f(&m, "moved")).abs() < 1e-9, "{m:?}");
+}
+
+#[test]
+fn toy_data_follows_the_papers_recipe() {
+    let m = eval_map(
+        r#"
+        let d = toy(#{ n_train: 2000, n_test: 1, seed: 7 });
+        #{ n: d.n_train, classes: d.num_classes, shape: d.input_shape }
+        "#,
+    );
+    assert_eq!(f(&m, "n"), 4000.0);
+    assert_eq!(f(&m, "classes"), 2.0);
+    let dev = tch::Device::Cpu;
+    let d = minima::data::toy::toy(
+        &minima::data::toy::ToyOptions { n_train: 20000, n_test: 1, seed: 1, ..Default::default() },
+        dev,
+    );
+    // Class 0 is centred at 0.1·2 − 0.65 in x1, class 1 at 0.1·2 + 0.65; std 0.15.
+    let x = &d.train.x;
+    let y = &d.train.y;
+    for (class, cx) in [(0i64, 0.2 - 0.65), (1, 0.2 + 0.65)] {
+        let rows = x.index_select(0, &y.eq(class).nonzero().squeeze_dim(1));
+        let mean: Vec<f64> = Vec::try_from(rows.mean_dim(0, false, tch::Kind::Double)).unwrap();
+        let std: Vec<f64> = Vec::try_from(rows.std_dim(0, true, false).to_kind(tch::Kind::Double)).unwrap();
+        assert!((mean[0] - cx).abs() < 0.01 && (mean[1] - 0.2).abs() < 0.01, "{mean:?}");
+        assert!((std[0] - 0.15).abs() < 0.01 && (std[1] - 0.15).abs() < 0.01, "{std:?}");
+    }
+}
+
+#[test]
+fn random_label_copies_are_replicated_masked_and_relabelled() {
+    use minima::data::random_labels::{random_labels, RandomLabelOptions};
+    use minima::data::toy::{toy, ToyOptions};
+    let d = toy(&ToyOptions { n_train: 5000, ..Default::default() }, tch::Device::Cpu);
+    let o = RandomLabelOptions { replicas: 3, zero_out: 0.25, seed: 11 };
+    let r = random_labels(&d, &o);
+    assert_eq!(r.train.len(), 3 * d.train.len());
+    assert_eq!(r.test.len(), d.test.len());
+    let zeros = r.train.x.eq(0.0).to_kind(tch::Kind::Double).mean(tch::Kind::Double).double_value(&[]);
+    assert!((zeros - 0.25).abs() < 0.01, "zeroed fraction {zeros}");
+    // Copy k of example i sits at row 3i + k and keeps every value it did not zero.
+    let x = &d.train.x;
+    let kept = r.train.x.ne(0.0);
+    let copies = x.repeat_interleave_self_int(3, 0, None);
+    assert!(r.train.x.masked_select(&kept).equal(&copies.masked_select(&kept)));
+    // Labels are uniform over the classes and independent of the true ones.
+    let agree = r.train.y.eq_tensor(&d.train.y.repeat_interleave_self_int(3, 0, None));
+    let agree = agree.to_kind(tch::Kind::Double).mean(tch::Kind::Double).double_value(&[]);
+    assert!((agree - 0.5).abs() < 0.02, "agreement with true labels {agree}");
+    assert!(random_labels(&d, &o).train.x.equal(&r.train.x), "same seed, same set");
+}
+
+#[test]
+fn identical_copies_with_random_labels_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = common::run_text(dir.path(), "let d = toy();\nlet r = random_labels(d, #{ replicas: 3 });")
+        .unwrap_err();
+    assert!(e.contains("replicas = 3 with zero_out = 0"), "{e}");
+    assert!(e.contains("test.rhai:2:9"), "{e}");
+}
