@@ -22,15 +22,33 @@ print(`epochs ${r.epochs}`);
 fn run_writes_results_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "tiny.rhai", TINY);
-    let out = minima(&["run", "tiny.rhai", "--set", "epochs=3", "--set", "name=b", "-q"], dir.path());
+    let out = minima(
+        &[
+            "run",
+            "tiny.rhai",
+            "--set",
+            "epochs=3",
+            "--set",
+            "name=b",
+            "-q",
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "epochs 3");
     // Default run folder: runs/<script>-<timestamp>, announced on stderr.
-    let runs: Vec<_> = std::fs::read_dir(dir.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(runs.len(), 1);
     let name = runs[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("tiny-20"), "{name}");
-    assert!(text(&out.stderr).contains(&format!("results: runs/{name}")), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("results: runs/{name}")),
+        "{}",
+        text(&out.stderr)
+    );
     for file in ["history.parquet", "summary.parquet", "config.json"] {
         assert!(runs[0].join(file).is_file(), "{file}");
     }
@@ -39,11 +57,18 @@ fn run_writes_results_and_exits_zero() {
 #[test]
 fn script_errors_exit_one_with_position() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "bad.rhai", "let d = toy();\nlet r = train(d, d);\n");
+    write(
+        dir.path(),
+        "bad.rhai",
+        "let d = toy();\nlet r = train(d, d);\n",
+    );
     let out = minima(&["run", "bad.rhai", "-q"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("error: Function not found: train (Data, Data)"), "{err}");
+    assert!(
+        err.contains("error: Function not found: train (Data, Data)"),
+        "{err}"
+    );
     assert!(err.contains("--> bad.rhai:2:9"), "{err}");
 
     write(dir.path(), "syntax.rhai", "let x = [1, 2;\n");
@@ -51,18 +76,28 @@ fn script_errors_exit_one_with_position() {
         let out = minima(&[cmd, "syntax.rhai"], dir.path());
         assert_eq!(out.status.code(), Some(1), "{cmd}");
         let err = text(&out.stderr);
-        assert!(err.contains("error: syntax:") && err.contains("--> syntax.rhai:1:"), "{cmd}: {err}");
+        assert!(
+            err.contains("error: syntax:") && err.contains("--> syntax.rhai:1:"),
+            "{cmd}: {err}"
+        );
     }
 }
 
 #[test]
 fn a_failing_script_keeps_what_it_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "half.rhai", &format!("{TINY}\nlet broken = toy(#{{ n_tset: 3 }});\n"));
+    write(
+        dir.path(),
+        "half.rhai",
+        &format!("{TINY}\nlet broken = toy(#{{ n_tset: 3 }});\n"),
+    );
     let out = minima(&["run", "half.rhai", "--out", "res", "-q"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("unknown key `n_tset` (did you mean `n_test`?)"), "{err}");
+    assert!(
+        err.contains("unknown key `n_tset` (did you mean `n_test`?)"),
+        "{err}"
+    );
     assert!(err.contains("results so far: res"), "{err}");
     let df = minima::results::frame::read_parquet(&dir.path().join("res/summary.parquet")).unwrap();
     assert_eq!(df.height(), 1);
@@ -76,16 +111,32 @@ fn usage_errors_exit_two() {
     write(dir.path(), "tiny.rhai", TINY);
     let cases: &[(&[&str], &str)] = &[
         (&["run", "missing.rhai"], "cannot read script missing.rhai"),
-        (&["run", "tiny.rhai", "--set", "epocs=3"], "--set epocs: the script reads no param \"epocs\"; its params: epochs, name"),
-        (&["run", "tiny.rhai", "--set", "epochs"], "--set epochs: expected key=value"),
-        (&["run", "tiny.rhai", "--device", "tpu"], "--device tpu: expected auto, cpu, cuda or cuda:N"),
-        (&["run", "tiny.rhai", "--set", "epochs=many", "-q"], "--set epochs=many: expected an integer"),
+        (
+            &["run", "tiny.rhai", "--set", "epocs=3"],
+            "--set epocs: the script reads no param \"epocs\"; its params: epochs, name",
+        ),
+        (
+            &["run", "tiny.rhai", "--set", "epochs"],
+            "--set epochs: expected key=value",
+        ),
+        (
+            &["run", "tiny.rhai", "--device", "tpu"],
+            "--device tpu: expected auto, cpu, cuda or cuda:N",
+        ),
+        (
+            &["run", "tiny.rhai", "--set", "epochs=many", "-q"],
+            "--set epochs=many: expected an integer",
+        ),
     ];
     for (args, want) in cases {
         let out = minima(args, dir.path());
         let err = text(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
-        let code = if want.contains("expected an integer") { 1 } else { 2 };
+        let code = if want.contains("expected an integer") {
+            1
+        } else {
+            2
+        };
         assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
     }
     let out = minima(&["run"], dir.path());
@@ -100,7 +151,12 @@ fn check_and_help() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout).trim(), "tiny.rhai: ok");
     assert!(!dir.path().join("runs").exists(), "check runs nothing");
-    for args in [&["--help"][..], &["run", "--help"], &["check", "--help"], &["repl", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["repl", "--help"],
+    ] {
         let out = minima(args, dir.path());
         assert_eq!(out.status.code(), Some(0));
         assert!(text(&out.stdout).contains("Usage: minima"), "{args:?}");
@@ -130,11 +186,17 @@ fn ctrl_c_stops_cleanly_and_keeps_recorded_runs() {
     let summary = dir.path().join("res/summary.parquet");
     let start = Instant::now();
     while !summary.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "first run never recorded");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "first run never recorded"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(sent.success());
     let status = child.wait().unwrap();
     let mut err = String::new();
@@ -171,12 +233,26 @@ fn repl_keeps_state_and_survives_errors() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines, ["8", "16", "Data(toy, labels true, 8 train / 100 test, input [2], 2 classes)"], "{stdout}");
+    assert_eq!(
+        lines,
+        [
+            "8",
+            "16",
+            "Data(toy, labels true, 8 train / 100 test, input [2], 2 classes)"
+        ],
+        "{stdout}"
+    );
     let err = text(&out.stderr);
-    assert!(err.contains("unknown key `n_trian` (did you mean `n_train`?)"), "{err}");
+    assert!(
+        err.contains("unknown key `n_trian` (did you mean `n_train`?)"),
+        "{err}"
+    );
     assert!(err.contains("--> <repl>:1:1"), "{err}");
     let history = std::fs::read_to_string(dir.path().join("history")).unwrap();
-    assert!(history.contains("twice(d.n_train)"), "history persists: {history}");
+    assert!(
+        history.contains("twice(d.n_train)"),
+        "history persists: {history}"
+    );
 }
 
 #[test]
@@ -188,7 +264,13 @@ fn every_shipped_script_compiles() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "rhai") {
                 let out = minima(&["check", path.to_str().unwrap()], root);
-                assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out.stderr));
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "{}: {}",
+                    path.display(),
+                    text(&out.stderr)
+                );
                 checked += 1;
             }
         }

@@ -8,7 +8,8 @@ use proptest::prelude::*;
 fn literal() -> impl Strategy<Value = String> {
     prop_oneof![
         (-2i64..4).prop_map(|i| i.to_string()),
-        prop::sample::select(vec!["0.0", "-0.5", "0.05", "1.0", "1.5", "1e308", "-1e-9"]).prop_map(String::from),
+        prop::sample::select(vec!["0.0", "-0.5", "0.05", "1.0", "1.5", "1e308", "-1e-9"])
+            .prop_map(String::from),
         Just("true".to_string()),
         Just("\"mlp\"".to_string()),
         Just("\"\"".to_string()),
@@ -21,10 +22,32 @@ fn literal() -> impl Strategy<Value = String> {
 }
 
 const KEYS: &[&str] = &[
-    "epochs", "batch_size", "lr", "momentum", "dampening", "weight_decay", "nesterov", "augment",
-    "seed", "stop_at_train_acc", "check_every", "replicas", "zero_out", "n_train", "n_test",
-    "arch", "hidden", "inputs", "classes", "augment_std", "augment_copies", "out", "titles",
-    "momentun", "", "x y",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
+    "augment",
+    "seed",
+    "stop_at_train_acc",
+    "check_every",
+    "replicas",
+    "zero_out",
+    "n_train",
+    "n_test",
+    "arch",
+    "hidden",
+    "inputs",
+    "classes",
+    "augment_std",
+    "augment_copies",
+    "out",
+    "titles",
+    "momentun",
+    "",
+    "x y",
 ];
 
 fn config_map() -> impl Strategy<Value = String> {
@@ -38,7 +61,10 @@ fn assert_positioned(script: &str) {
     let dir = tempfile::tempdir().unwrap();
     let host = host_in(&dir.path().join("out"), &[]);
     if let Err(e) = host.engine.run(script) {
-        assert!(e.position().line().is_some(), "error without position: {e}\nscript:\n{script}");
+        assert!(
+            e.position().line().is_some(),
+            "error without position: {e}\nscript:\n{script}"
+        );
     }
 }
 

@@ -26,15 +26,47 @@ fn history_and_summary_round_trip_through_polars() {
 
     let history = read_parquet(&out.join("history.parquet")).unwrap();
     assert_eq!(history.height(), 4 + 2, "4 epochs of run 0, 2 of run 1");
-    let names: Vec<String> = history.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = history
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for col in [
-        "run", "kind", "setting", "score", "param_epochs", "param_seed", "dataset", "labels",
-        "n_train", "n_test", "arch", "hidden", "model_seed", "epochs", "batch_size", "lr",
-        "momentum", "weight_decay", "augment", "seed", "stop_at_train_acc", "epoch",
-        "train_loss", "train_acc", "test_loss", "test_acc", "distance_from_init",
-        "epoch_time_s", "wall_time_s", "images_per_s",
+        "run",
+        "kind",
+        "setting",
+        "score",
+        "param_epochs",
+        "param_seed",
+        "dataset",
+        "labels",
+        "n_train",
+        "n_test",
+        "arch",
+        "hidden",
+        "model_seed",
+        "epochs",
+        "batch_size",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "augment",
+        "seed",
+        "stop_at_train_acc",
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "distance_from_init",
+        "epoch_time_s",
+        "wall_time_s",
+        "images_per_s",
     ] {
-        assert!(names.iter().any(|n| n == col), "missing column {col} in {names:?}");
+        assert!(
+            names.iter().any(|n| n == col),
+            "missing column {col} in {names:?}"
+        );
     }
     let dtype = |c: &str| history.column(c).unwrap().dtype().clone();
     assert_eq!(dtype("run"), DataType::Int64);
@@ -42,23 +74,41 @@ fn history_and_summary_round_trip_through_polars() {
     assert_eq!(dtype("train_acc"), DataType::Float64);
     assert_eq!(dtype("augment"), DataType::Boolean);
     assert_eq!(dtype("kind"), DataType::String);
-    let runs: Vec<Option<i64>> = history.column("run").unwrap().i64().unwrap().iter().collect();
+    let runs: Vec<Option<i64>> = history
+        .column("run")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(runs, [0, 0, 0, 0, 1, 1].map(Some));
-    let epochs: Vec<Option<i64>> = history.column("epoch").unwrap().i64().unwrap().iter().collect();
+    let epochs: Vec<Option<i64>> = history
+        .column("epoch")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(epochs, [1, 2, 3, 4, 1, 2].map(Some));
     // Run 1 has no `setting` tag: null there, not a dropped row.
     let setting = history.column("setting").unwrap().str().unwrap();
     assert_eq!(setting.get(0), Some("a"));
     assert_eq!(setting.get(5), None);
     let labels = history.column("labels").unwrap().str().unwrap();
-    assert_eq!((labels.get(0), labels.get(5)), (Some("true"), Some("random")));
+    assert_eq!(
+        (labels.get(0), labels.get(5)),
+        (Some("true"), Some("random"))
+    );
 
     let summary = read_parquet(&out.join("summary.parquet")).unwrap();
     assert_eq!(summary.height(), 2);
     let status = summary.column("status").unwrap().str().unwrap();
     assert_eq!(status.get(0), Some("completed"));
     let last_acc = history.column("train_acc").unwrap().f64().unwrap().get(3);
-    assert_eq!(summary.column("train_acc").unwrap().f64().unwrap().get(0), last_acc);
+    assert_eq!(
+        summary.column("train_acc").unwrap().f64().unwrap().get(0),
+        last_acc
+    );
     let run_epochs = summary.column("epochs_run").unwrap().i64().unwrap();
     assert_eq!((run_epochs.get(0), run_epochs.get(1)), (Some(4), Some(2)));
 
@@ -75,8 +125,14 @@ fn history_and_summary_round_trip_through_polars() {
 #[test]
 fn mixed_columns_unify_without_losing_rows() {
     let rows = vec![
-        vec![("x".to_string(), Value::Int(1)), ("tag".to_string(), Value::Int(2))],
-        vec![("x".to_string(), Value::Float(2.5)), ("tag".to_string(), Value::Str("b".into()))],
+        vec![
+            ("x".to_string(), Value::Int(1)),
+            ("tag".to_string(), Value::Int(2)),
+        ],
+        vec![
+            ("x".to_string(), Value::Float(2.5)),
+            ("tag".to_string(), Value::Str("b".into())),
+        ],
         vec![("y".to_string(), Value::Bool(true))],
     ];
     let mut df = to_frame(&rows).unwrap();
@@ -102,8 +158,15 @@ fn a_failed_write_leaves_the_old_file_and_no_partial_file() {
     });
     assert!(failed.unwrap_err().to_string().contains("summary.parquet"));
     assert_eq!(std::fs::read(&path).unwrap(), b"first");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("summary.parquet")], "no temporary file left");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("summary.parquet")],
+        "no temporary file left"
+    );
 }
 
 #[test]
@@ -111,6 +174,10 @@ fn a_second_run_never_overwrites_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     host_in(&out, &[]).engine.run(SCRIPT).unwrap();
-    let e = host_in(&out, &[]).engine.run(SCRIPT).unwrap_err().to_string();
+    let e = host_in(&out, &[])
+        .engine
+        .run(SCRIPT)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already holds history.parquet"), "{e}");
 }

@@ -7,11 +7,14 @@ use rhai::Map;
 fn eval_map(script: &str) -> Map {
     let dir = tempfile::tempdir().unwrap();
     let host = host_in(dir.path(), &[]);
-    host.engine.eval::<Map>(script).unwrap_or_else(|e| panic!("{e}"))
+    host.engine
+        .eval::<Map>(script)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn f(m: &Map, k: &str) -> f64 {
-    m[k].as_float().unwrap_or_else(|_| m[k].as_int().unwrap() as f64)
+    m[k].as_float()
+        .unwrap_or_else(|_| m[k].as_int().unwrap() as f64)
 }
 
 #[test]
@@ -72,9 +75,15 @@ fn training_copies_the_model_and_is_deterministic() {
     );
     assert_eq!(f(&m, "same_init"), 0.0, "same seed, same weights");
     assert!(f(&m, "other_init") > 0.1);
-    assert!(f(&m, "moved") > 0.0, "the run's model moved away from the init");
+    assert!(
+        f(&m, "moved") > 0.0,
+        "the run's model moved away from the init"
+    );
     assert_eq!(f(&m, "repeat"), 0.0, "same config, same result bit for bit");
-    assert!(f(&m, "reseeded") > 0.0, "the train seed changes batch order");
+    assert!(
+        f(&m, "reseeded") > 0.0,
+        "the train seed changes batch order"
+    );
     // distance_from_init is d(W0, Wt) = |Wt - W0| / |Wt|; distance(a, b) divides by |b|.
     assert!((f(&m, "recorded") - f(&m, "moved")).abs() < 1e-9, "{m:?}");
 }
@@ -91,7 +100,12 @@ fn toy_data_follows_the_papers_recipe() {
     assert_eq!(f(&m, "classes"), 2.0);
     let dev = tch::Device::Cpu;
     let d = minima::data::toy::toy(
-        &minima::data::toy::ToyOptions { n_train: 20000, n_test: 1, seed: 1, ..Default::default() },
+        &minima::data::toy::ToyOptions {
+            n_train: 20000,
+            n_test: 1,
+            seed: 1,
+            ..Default::default()
+        },
         dev,
     );
     // Class 0 is centred at 0.1·2 − 0.65 in x1, class 1 at 0.1·2 + 0.65; std 0.15.
@@ -100,9 +114,16 @@ fn toy_data_follows_the_papers_recipe() {
     for (class, cx) in [(0i64, 0.2 - 0.65), (1, 0.2 + 0.65)] {
         let rows = x.index_select(0, &y.eq(class).nonzero().squeeze_dim(1));
         let mean: Vec<f64> = Vec::try_from(rows.mean_dim(0, false, tch::Kind::Double)).unwrap();
-        let std: Vec<f64> = Vec::try_from(rows.std_dim(0, true, false).to_kind(tch::Kind::Double)).unwrap();
-        assert!((mean[0] - cx).abs() < 0.01 && (mean[1] - 0.2).abs() < 0.01, "{mean:?}");
-        assert!((std[0] - 0.15).abs() < 0.01 && (std[1] - 0.15).abs() < 0.01, "{std:?}");
+        let std: Vec<f64> =
+            Vec::try_from(rows.std_dim(0, true, false).to_kind(tch::Kind::Double)).unwrap();
+        assert!(
+            (mean[0] - cx).abs() < 0.01 && (mean[1] - 0.2).abs() < 0.01,
+            "{mean:?}"
+        );
+        assert!(
+            (std[0] - 0.15).abs() < 0.01 && (std[1] - 0.15).abs() < 0.01,
+            "{std:?}"
+        );
     }
 }
 
@@ -110,30 +131,65 @@ fn toy_data_follows_the_papers_recipe() {
 fn random_label_copies_are_replicated_masked_and_relabelled() {
     use minima::data::random_labels::{random_labels, RandomLabelOptions};
     use minima::data::toy::{toy, ToyOptions};
-    let d = toy(&ToyOptions { n_train: 5000, ..Default::default() }, tch::Device::Cpu);
-    let o = RandomLabelOptions { replicas: 3, zero_out: 0.25, seed: 11 };
+    let d = toy(
+        &ToyOptions {
+            n_train: 5000,
+            ..Default::default()
+        },
+        tch::Device::Cpu,
+    );
+    let o = RandomLabelOptions {
+        replicas: 3,
+        zero_out: 0.25,
+        seed: 11,
+    };
     let r = random_labels(&d, &o);
     assert_eq!(r.train.len(), 3 * d.train.len());
     assert_eq!(r.test.len(), d.test.len());
-    let zeros = r.train.x.eq(0.0).to_kind(tch::Kind::Double).mean(tch::Kind::Double).double_value(&[]);
+    let zeros = r
+        .train
+        .x
+        .eq(0.0)
+        .to_kind(tch::Kind::Double)
+        .mean(tch::Kind::Double)
+        .double_value(&[]);
     assert!((zeros - 0.25).abs() < 0.01, "zeroed fraction {zeros}");
     // Copy k of example i sits at row 3i + k and keeps every value it did not zero.
     let x = &d.train.x;
     let kept = r.train.x.ne(0.0);
     let copies = x.repeat_interleave_self_int(3, 0, None);
-    assert!(r.train.x.masked_select(&kept).equal(&copies.masked_select(&kept)));
+    assert!(r
+        .train
+        .x
+        .masked_select(&kept)
+        .equal(&copies.masked_select(&kept)));
     // Labels are uniform over the classes and independent of the true ones.
-    let agree = r.train.y.eq_tensor(&d.train.y.repeat_interleave_self_int(3, 0, None));
-    let agree = agree.to_kind(tch::Kind::Double).mean(tch::Kind::Double).double_value(&[]);
-    assert!((agree - 0.5).abs() < 0.02, "agreement with true labels {agree}");
-    assert!(random_labels(&d, &o).train.x.equal(&r.train.x), "same seed, same set");
+    let agree = r
+        .train
+        .y
+        .eq_tensor(&d.train.y.repeat_interleave_self_int(3, 0, None));
+    let agree = agree
+        .to_kind(tch::Kind::Double)
+        .mean(tch::Kind::Double)
+        .double_value(&[]);
+    assert!(
+        (agree - 0.5).abs() < 0.02,
+        "agreement with true labels {agree}"
+    );
+    assert!(
+        random_labels(&d, &o).train.x.equal(&r.train.x),
+        "same seed, same set"
+    );
 }
 
 #[test]
 fn identical_copies_with_random_labels_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let e = common::run_text(dir.path(), "let d = toy();\nlet r = random_labels(d, #{ replicas: 3 });")
-        .unwrap_err();
+    let e = common::run_text(
+        dir.path(),
+        "let d = toy();\nlet r = random_labels(d, #{ replicas: 3 });",
+    )
+    .unwrap_err();
     assert!(e.contains("replicas = 3 with zero_out = 0"), "{e}");
     assert!(e.contains("test.rhai:2:9"), "{e}");
 }

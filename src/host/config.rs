@@ -127,21 +127,9 @@ impl Spec {
 
     /// Reads `map`, ignoring the keys in `skip` (handled by the caller).
     pub fn read_except(&self, map: &Map, skip: &[&str]) -> Result<Config, String> {
-        for name in map.keys() {
-            if skip.contains(&name.as_str()) {
-                continue;
-            }
-            if self.key(name).is_none() {
-                let hint = closest(name, self.keys.iter().map(|k| k.name))
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "{}: unknown key `{name}`{hint}; allowed keys: {}",
-                    self.what,
-                    self.allowed()
-                ));
-            }
-        }
+        let mut allowed: Vec<&str> = self.keys.iter().map(|k| k.name).collect();
+        allowed.extend_from_slice(skip);
+        check_keys(self.what, map, &allowed)?;
         let mut config = Config {
             values: BTreeMap::new(),
             order: Vec::new(),
@@ -172,6 +160,22 @@ impl Spec {
     pub fn read(&self, map: &Map) -> Result<Config, String> {
         self.read_except(map, &[])
     }
+}
+
+/// Fails on the first key of `map` not in `allowed`, suggesting the nearest one.
+pub fn check_keys(what: &str, map: &Map, allowed: &[&str]) -> Result<(), String> {
+    for name in map.keys() {
+        if !allowed.contains(&name.as_str()) {
+            let hint = closest(name, allowed.iter().copied())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "{what}: unknown key `{name}`{hint}; allowed keys: {}",
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn type_name(v: &Dynamic) -> &'static str {

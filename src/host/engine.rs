@@ -41,5 +41,13 @@ fn register_host(engine: &mut Engine, session: &Rc<Session>) {
             .map_err(super::error::script_error)
     });
     let s = session.clone();
-    engine.register_fn("device", move || format!("{:?}", s.device()).to_lowercase());
+    engine.register_fn("device", move || device_name(s.device()));
+}
+
+/// `cpu` or `cuda:N`, the spelling `--device` accepts.
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }

@@ -3,8 +3,8 @@
 use super::config::TRAIN;
 use super::run::{train, Run, TrainRequest};
 use crate::data::rhai::{random_labels_from_map, Data, RANDOM_LABELS};
-use crate::host::config::Spec;
-use crate::host::error::{script_error, OrScript, ScriptResult};
+use crate::host::config::check_keys;
+use crate::host::error::{OrScript, ScriptResult};
 use crate::host::Session;
 use crate::models::rhai::{spec_from_map, ModelRef};
 use crate::models::Model;
@@ -44,41 +44,20 @@ fn adversarial_init(
 ) -> ScriptResult<RunRef> {
     let label_keys: Vec<&str> = RANDOM_LABELS.keys.iter().map(|k| k.name).collect();
     let train_keys: Vec<&str> = TRAIN.keys.iter().map(|k| k.name).collect();
-    let combined = Spec {
-        what: "adversarial_init config",
-        keys: &[],
+    let mut allowed = label_keys.clone();
+    allowed.extend(train_keys.iter().filter(|k| !label_keys.contains(k)));
+    check_keys("adversarial_init config", map, &allowed).or_script()?;
+    let pick = |keys: &[&str]| -> Map {
+        map.iter()
+            .filter(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     };
-    for key in map.keys() {
-        if !label_keys.contains(&key.as_str()) && !train_keys.contains(&key.as_str()) {
-            let all: Vec<&str> = label_keys
-                .iter()
-                .chain(train_keys.iter().filter(|k| **k != "seed"))
-                .copied()
-                .collect();
-            let hint = crate::host::config::closest(key, all.iter().copied())
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return Err(script_error(format!(
-                "{}: unknown key `{key}`{hint}; allowed keys: {}",
-                combined.what,
-                all.join(", ")
-            )));
-        }
-    }
-    let labels: Map = map
-        .iter()
-        .filter(|(k, _)| label_keys.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut training: Map = map
-        .iter()
-        .filter(|(k, _)| train_keys.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut training = pick(&train_keys);
     training
         .entry("stop_at_train_acc".into())
         .or_insert(Dynamic::from_float(1.0));
-    let random = random_labels_from_map(data, &labels)?;
+    let random = random_labels_from_map(data, &pick(&label_keys))?;
     run_training(session, model, &random, &training, "adversarial_init")
 }
 

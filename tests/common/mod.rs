@@ -22,7 +22,13 @@ pub fn host_in(out: &Path, sets: &[&str]) -> Host {
 pub fn run_text(out: &Path, text: &str) -> Result<(), String> {
     let host = host_in(out, &[]);
     host.engine.run(text).map_err(|e| {
-        minima::host::report::format_error(&e, &minima::host::report::Source { name: "test.rhai", text })
+        minima::host::report::format_error(
+            &e,
+            &minima::host::report::Source {
+                name: "test.rhai",
+                text,
+            },
+        )
     })
 }
 
