@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod models;
 pub mod plot;
 pub mod results;
+pub mod rng;
 pub mod train;

@@ -2,6 +2,7 @@
 //! transforms the paper's protocols need.
 
 pub mod random_labels;
+pub mod root;
 pub mod rhai;
 pub mod toy;
 
@@ -51,7 +52,7 @@ pub enum Augmentation {
 }
 
 impl Augmentation {
-    /// The training split as seen in one epoch. The caller seeds torch's RNG.
+    /// The training split as seen in one epoch; call it inside `rng::seeded`.
     pub fn apply(&self, train: &Split) -> Split {
         match *self {
             Augmentation::None => Split {

@@ -14,21 +14,23 @@ pub struct RandomLabelOptions {
 }
 
 pub fn random_labels(data: &Dataset, o: &RandomLabelOptions) -> Dataset {
-    // Drawn on the CPU so the same seed gives the same set on every device.
-    tch::manual_seed(o.seed);
     let x = data.train.x.to_device(Device::Cpu);
     let n = x.size()[0];
     let mut shape = x.size();
     shape[0] *= o.replicas;
     let copies = x.repeat_interleave_self_int(o.replicas, 0, None);
-    // Each value is kept with probability 1 - zero_out, independently per copy.
-    let keep = Tensor::rand(&shape, (Kind::Float, Device::Cpu)).ge(o.zero_out);
+    // Drawn on the CPU so the same seed gives the same set on every device. Each
+    // value is kept with probability 1 - zero_out, independently per copy.
+    let (keep, y) = crate::rng::seeded(o.seed, || {
+        let keep = Tensor::rand(&shape, (Kind::Float, Device::Cpu)).ge(o.zero_out);
+        let y = Tensor::randint(
+            data.num_classes(),
+            [n * o.replicas],
+            (Kind::Int64, Device::Cpu),
+        );
+        (keep, y)
+    });
     let x = copies * keep.to_kind(Kind::Float);
-    let y = Tensor::randint(
-        data.num_classes(),
-        [n * o.replicas],
-        (Kind::Int64, Device::Cpu),
-    );
     let device = data.device();
     let mut describe = data.describe.clone();
     describe.extend([

@@ -49,9 +49,9 @@ fn sample(per_class: i64, device: Device) -> Split {
 /// `n_train` and `n_test` are per class. Sampling is on the CPU so the points are
 /// the same on every device.
 pub fn toy(o: &ToyOptions, device: Device) -> Dataset {
-    tch::manual_seed(o.seed);
-    let train = sample(o.n_train, device);
-    let test = sample(o.n_test, device);
+    let (train, test) = crate::rng::seeded(o.seed, || {
+        (sample(o.n_train, device), sample(o.n_test, device))
+    });
     Dataset {
         name: "toy".into(),
         train,

@@ -61,9 +61,8 @@ impl Model {
     /// A freshly initialised model; the same spec (seed included) gives the same
     /// weights bit for bit.
     pub fn new(spec: ModelSpec, device: Device) -> Result<Model> {
-        tch::manual_seed(spec.seed);
         let vs = nn::VarStore::new(device);
-        let net = build(&spec, &vs)?;
+        let net = crate::rng::seeded(spec.seed, || build(&spec, &vs))?;
         Ok(Model { spec, vs, net })
     }
 

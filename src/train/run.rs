@@ -133,15 +133,6 @@ impl Run {
     }
 }
 
-/// splitmix64 of (seed, epoch): an independent, reproducible RNG seed per epoch,
-/// so an epoch's batch order and noise depend on nothing but its number.
-fn epoch_seed(seed: i64, epoch: i64) -> i64 {
-    let mut z = (seed as u64) ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 1) as i64
-}
-
 pub struct TrainRequest<'a> {
     pub init: &'a Model,
     pub data: &'a Rc<Dataset>,
@@ -210,10 +201,12 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     };
     for epoch in 1..=epochs {
         let epoch_start = Instant::now();
-        tch::manual_seed(epoch_seed(seed, epoch));
-        let seen = augmentation.apply(&data.train);
+        let (seen, order) = crate::rng::seeded(crate::rng::derive(seed, epoch), || {
+            let seen = augmentation.apply(&data.train);
+            let order = Tensor::randperm(seen.len(), (Kind::Int64, seen.x.device()));
+            (seen, order)
+        });
         let n = seen.len();
-        let order = Tensor::randperm(n, (Kind::Int64, seen.x.device()));
         let mut start = 0;
         while start < n {
             interrupt::check()?;
