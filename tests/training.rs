@@ -3,6 +3,7 @@
 mod common;
 use common::host_in;
 use rhai::Map;
+use tch::Tensor;
 
 fn eval_map(script: &str) -> Map {
     let dir = tempfile::tempdir().unwrap();
@@ -131,6 +132,8 @@ fn toy_data_follows_the_papers_recipe() {
 fn random_label_copies_are_replicated_masked_and_relabelled() {
     use minima::data::random_labels::{random_labels, RandomLabelOptions};
     use minima::data::toy::{toy, ToyOptions};
+    use minima::data::Part;
+    use tch::Kind;
     let d = toy(
         &ToyOptions {
             n_train: 5000,
@@ -140,45 +143,77 @@ fn random_label_copies_are_replicated_masked_and_relabelled() {
     );
     let o = RandomLabelOptions {
         replicas: 3,
-        zero_out: 0.25,
+        zero_out: 0.5,
         seed: 11,
     };
     let r = random_labels(&d, &o);
-    assert_eq!(r.train.len(), 3 * d.train.len());
-    assert_eq!(r.test.len(), d.test.len());
-    let zeros = r
-        .train
-        .x
-        .eq(0.0)
-        .to_kind(tch::Kind::Double)
-        .mean(tch::Kind::Double)
-        .double_value(&[]);
-    assert!((zeros - 0.25).abs() < 0.01, "zeroed fraction {zeros}");
-    // Copy k of example i sits at row 3i + k and keeps every value it did not zero.
-    let x = &d.train.x;
-    let kept = r.train.x.ne(0.0);
-    let copies = x.repeat_interleave_self_int(3, 0, None);
-    assert!(r
-        .train
+    assert_eq!(r.len(Part::Train), 3 * d.len(Part::Train));
+    assert_eq!(r.len(Part::Test), d.len(Part::Test));
+    let all = r.materialize(Part::Train);
+    // Exactly ⌊0.5 · 2⌋ = 1 of each copy's 2 values is zeroed, the other kept.
+    let zeros = all.x.eq(0.0).sum_dim_intlist(1, false, Kind::Int64);
+    assert!(zeros.eq(1).all().int64_value(&[]) == 1);
+    let copies = d.train.x.repeat_interleave_self_int(3, 0, None);
+    let kept = all.x.ne(0.0);
+    assert!(all
         .x
         .masked_select(&kept)
         .equal(&copies.masked_select(&kept)));
-    // Labels are uniform over the classes and independent of the true ones.
-    let agree = r
-        .train
+    // Which coordinate is zeroed is a fair coin per copy.
+    let first = all
+        .x
+        .select(1, 0)
+        .eq(0.0)
+        .to_kind(Kind::Double)
+        .mean(Kind::Double)
+        .double_value(&[]);
+    assert!((first - 0.5).abs() < 0.02, "{first}");
+    // Labels are uniform and independent of the true ones.
+    let true_y = d.train.y.repeat_interleave_self_int(3, 0, None);
+    let agree = all
         .y
-        .eq_tensor(&d.train.y.repeat_interleave_self_int(3, 0, None));
-    let agree = agree
-        .to_kind(tch::Kind::Double)
-        .mean(tch::Kind::Double)
+        .eq_tensor(&true_y)
+        .to_kind(Kind::Double)
+        .mean(Kind::Double)
         .double_value(&[]);
     assert!(
         (agree - 0.5).abs() < 0.02,
         "agreement with true labels {agree}"
     );
+    // A view: the same copies in any batch order, and from the same seed.
+    let idx = Tensor::from_slice(&[14_999i64, 3, 7]);
+    let some = r.train_batch(&idx, None);
     assert!(
-        random_labels(&d, &o).train.x.equal(&r.train.x),
-        "same seed, same set"
+        some.x.equal(&all.x.index_select(0, &idx)) && some.y.equal(&all.y.index_select(0, &idx))
+    );
+    assert!(random_labels(&d, &o)
+        .materialize(Part::Train)
+        .x
+        .equal(&all.x));
+    let other = random_labels(&d, &RandomLabelOptions { seed: 12, ..o }).materialize(Part::Train);
+    assert!(!other.y.equal(&all.y));
+}
+
+#[test]
+fn zero_out_zeroes_exactly_the_authors_count_per_copy() {
+    let o = minima::data::RandomLabelOptions {
+        replicas: 20,
+        zero_out: 0.1,
+        seed: 3,
+    };
+    let x = Tensor::ones([64, 3, 8, 8], (tch::Kind::Uint8, tch::Device::Cpu));
+    let index = Tensor::arange(64, (tch::Kind::Int64, tch::Device::Cpu));
+    let z = o.zero_out(&x, &index);
+    // int(192 · 0.1) = 19 values per copy, as confusion_data_generation.py.
+    let per_copy = z
+        .eq(0)
+        .view([64, -1])
+        .sum_dim_intlist(1, false, tch::Kind::Int64);
+    assert!(per_copy.eq(19).all().int64_value(&[]) == 1);
+    let masks = z.view([64, -1]);
+    assert!(
+        !masks.get(0).equal(&masks.get(1)),
+        "copies get different masks"
     );
 }
 

@@ -1,15 +1,20 @@
-//! Data sets as tensors in memory on the run's device, and the label/augmentation
-//! transforms the paper's protocols need.
+//! Data sets in memory on the run's device, and the pipeline that turns stored
+//! examples into model inputs: random-label copies, augmentation, normalisation.
 
+pub mod augment;
+pub mod hash;
 pub mod random_labels;
-pub mod root;
 pub mod rhai;
+pub mod root;
 pub mod toy;
+
+pub use augment::Augmentation;
+pub use random_labels::RandomLabelOptions;
 
 use crate::results::{Row, Value};
 use tch::{Device, Kind, Tensor};
 
-/// Inputs `x` (float, first dimension = examples) and integer class labels `y`.
+/// Stored examples `x` (first dimension = examples) and integer class labels `y`.
 #[derive(Debug)]
 pub struct Split {
     pub x: Tensor,
@@ -31,44 +36,23 @@ impl Split {
             y: self.y.to_device(device),
         }
     }
-
-    pub fn select(&self, index: &Tensor) -> Split {
-        Split {
-            x: self.x.index_select(0, index),
-            y: self.y.index_select(0, index),
-        }
-    }
 }
 
-/// Training-time augmentation a data set supports; `train` applies it when the
-/// config says `augment: true`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Augmentation {
-    #[default]
-    None,
-    /// Every point appears `copies` times per epoch, each with fresh N(0, std²)
-    /// noise on every coordinate (the paper's toy augmentation, footnote 1).
-    Noise { copies: i64, std: f64 },
+/// How stored examples become model inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// Float features used as they are (the toy).
+    Features,
+    /// uint8 NCHW pixels, scaled to [0, 1] and normalised per channel,
+    /// (x/255 − mean) / std, as torchvision's ToTensor + Normalize.
+    Images { mean: Vec<f64>, std: Vec<f64> },
 }
 
-impl Augmentation {
-    /// The training split as seen in one epoch; call it inside `rng::seeded`.
-    pub fn apply(&self, train: &Split) -> Split {
-        match *self {
-            Augmentation::None => Split {
-                x: train.x.shallow_clone(),
-                y: train.y.shallow_clone(),
-            },
-            Augmentation::Noise { copies, std } => {
-                let x = train.x.repeat([copies, 1]);
-                let noise = x.randn_like() * std;
-                Split {
-                    x: x + noise,
-                    y: train.y.repeat([copies]),
-                }
-            }
-        }
-    }
+/// Which split to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Test,
 }
 
 #[derive(Debug)]
@@ -77,9 +61,10 @@ pub struct Dataset {
     pub train: Split,
     pub test: Split,
     pub classes: Vec<String>,
+    pub inputs: Inputs,
     pub augmentation: Augmentation,
-    /// "true", or "random" for Algorithm 1's random-label set.
-    pub labels: String,
+    /// Algorithm 1's random-label view of the training split, when set.
+    pub relabel: Option<RandomLabelOptions>,
     /// Columns that describe how this data was made (seeds, replicas, ...).
     pub describe: Row,
 }
@@ -89,7 +74,7 @@ impl Dataset {
         self.classes.len() as i64
     }
 
-    /// Shape of one input, e.g. [2] for the toy.
+    /// Shape of one input, e.g. [2] for the toy, [3, 32, 32] for CIFAR.
     pub fn input_shape(&self) -> Vec<i64> {
         self.train.x.size()[1..].to_vec()
     }
@@ -102,13 +87,125 @@ impl Dataset {
         self.train.x.device()
     }
 
+    /// "true", or "random" for Algorithm 1's random-label set.
+    pub fn labels(&self) -> &'static str {
+        if self.relabel.is_some() {
+            "random"
+        } else {
+            "true"
+        }
+    }
+
+    /// Examples in a split, random-label replicas included.
+    pub fn len(&self, part: Part) -> i64 {
+        match part {
+            Part::Train => self.train.len() * self.relabel.map_or(1, |r| r.replicas),
+            Part::Test => self.test.len(),
+        }
+    }
+
+    /// Examples in one training epoch; augmentation may add copies.
+    pub fn epoch_len(&self, augment: bool) -> i64 {
+        let copies = if augment {
+            self.augmentation.copies()
+        } else {
+            1
+        };
+        self.len(Part::Train) * copies
+    }
+
+    /// Model inputs and labels for `index` into `0..epoch_len(augment)` of the
+    /// training split. With `augment_seed`, augmentation is drawn from that seed.
+    pub fn train_batch(&self, index: &Tensor, augment_seed: Option<i64>) -> Split {
+        let index = index.remainder(self.len(Part::Train));
+        let (x, y) = match &self.relabel {
+            None => (
+                self.train.x.index_select(0, &index),
+                self.train.y.index_select(0, &index),
+            ),
+            Some(r) => {
+                let example = index.divide_scalar_mode(r.replicas, "floor");
+                let x = r.zero_out(&self.train.x.index_select(0, &example), &index);
+                (x, r.labels(&index, self.num_classes()))
+            }
+        };
+        let mut x = self.scale(&x);
+        if let Some(seed) = augment_seed {
+            x = crate::rng::seeded(seed, || self.augmentation.apply(&x));
+        }
+        Split {
+            x: self.normalize(&x),
+            y,
+        }
+    }
+
+    /// Consecutive un-augmented batches of model inputs over a whole split.
+    pub fn batches(&self, part: Part, size: i64) -> impl Iterator<Item = Split> + '_ {
+        let n = self.len(part);
+        let device = self.device();
+        (0..n).step_by(size.max(1) as usize).map(move |start| {
+            let len = size.min(n - start);
+            match part {
+                Part::Train => self.train_batch(
+                    &Tensor::arange_start(start, start + len, (Kind::Int64, device)),
+                    None,
+                ),
+                Part::Test => {
+                    let x = self.scale(&self.test.x.narrow(0, start, len));
+                    Split {
+                        x: self.normalize(&x),
+                        y: self.test.y.narrow(0, start, len),
+                    }
+                }
+            }
+        })
+    }
+
+    /// The whole split as model inputs (small data sets: plots, boundary distances).
+    pub fn materialize(&self, part: Part) -> Split {
+        let parts: Vec<Split> = self.batches(part, 4096).collect();
+        let xs: Vec<&Tensor> = parts.iter().map(|p| &p.x).collect();
+        let ys: Vec<&Tensor> = parts.iter().map(|p| &p.y).collect();
+        Split {
+            x: Tensor::cat(&xs, 0),
+            y: Tensor::cat(&ys, 0),
+        }
+    }
+
+    /// Stored values to floats: pixels to [0, 1], features unchanged.
+    fn scale(&self, x: &Tensor) -> Tensor {
+        match &self.inputs {
+            Inputs::Features => x.shallow_clone(),
+            Inputs::Images { .. } => x.to_kind(Kind::Float) / 255.0,
+        }
+    }
+
+    fn normalize(&self, x: &Tensor) -> Tensor {
+        match &self.inputs {
+            Inputs::Features => x.shallow_clone(),
+            Inputs::Images { mean, std } => {
+                let c = mean.len() as i64;
+                let device = x.device();
+                let m = Tensor::from_slice(mean)
+                    .to_kind(Kind::Float)
+                    .to_device(device)
+                    .view([1, c, 1, 1]);
+                let s = Tensor::from_slice(std)
+                    .to_kind(Kind::Float)
+                    .to_device(device)
+                    .view([1, c, 1, 1]);
+                (x - m) / s
+            }
+        }
+    }
+
     /// Result columns naming this data set.
     pub fn columns(&self) -> Row {
         let mut row = vec![
             ("dataset".to_string(), Value::Str(self.name.clone())),
-            ("labels".to_string(), Value::Str(self.labels.clone())),
-            ("n_train".to_string(), Value::Int(self.train.len())),
-            ("n_test".to_string(), Value::Int(self.test.len())),
+            ("labels".to_string(), Value::Str(self.labels().into())),
+            ("n_train".to_string(), Value::Int(self.len(Part::Train))),
+            ("n_test".to_string(), Value::Int(self.len(Part::Test))),
         ];
         row.extend(self.describe.iter().cloned());
         row
@@ -118,18 +215,11 @@ impl Dataset {
         format!(
             "Data({}, labels {}, {} train / {} test, input {:?}, {} classes)",
             self.name,
-            self.labels,
-            self.train.len(),
-            self.test.len(),
+            self.labels(),
+            self.len(Part::Train),
+            self.len(Part::Test),
             self.input_shape(),
             self.num_classes()
         )
     }
-}
-
-/// Labels as i64 on `device`, the dtype cross-entropy expects.
-pub fn labels(values: &[i64], device: Device) -> Tensor {
-    Tensor::from_slice(values)
-        .to_kind(Kind::Int64)
-        .to_device(device)
 }

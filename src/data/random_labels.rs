@@ -1,37 +1,57 @@
-//! Algorithm 1's data set: every training example replicated R times, each copy
-//! with a random `zero_out` fraction of its values set to zero and a uniformly
-//! random label. The test split keeps its true labels.
+//! Algorithm 1's data set as a view: every training example replicated R times;
+//! each copy has exactly ⌊zero_out·L⌋ of its L values set to zero (a uniformly random
+//! subset, as the authors' confusion_data_generation.py does) and a uniformly random
+//! label. The test split keeps its true labels.
+//!
+//! Nothing is stored per copy: copy i (0 ≤ i < n·R) is example ⌊i/R⌋, and its mask
+//! and label are computed per batch from (seed, i) with a counter-based hash, so
+//! memory does not grow with R and every epoch and run sees the same copies.
 
+use super::hash;
 use super::{Dataset, Split};
 use crate::results::Value;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RandomLabelOptions {
     pub replicas: i64,
     pub zero_out: f64,
     pub seed: i64,
 }
 
+const LABELS: i64 = 1;
+const MASKS: i64 = 2;
+
+impl RandomLabelOptions {
+    /// Labels of copies `index`, uniform over `classes`.
+    pub fn labels(&self, index: &Tensor, classes: i64) -> Tensor {
+        hash::hash(hash::key(self.seed, LABELS), index).remainder(classes)
+    }
+
+    /// `x` (the examples behind copies `index`, any shape [B, ...]) with each copy's
+    /// own ⌊zero_out·L⌋ values set to zero: the ones with the smallest hash scores.
+    pub fn zero_out(&self, x: &Tensor, index: &Tensor) -> Tensor {
+        let size = x.size();
+        let b = size[0];
+        let l: i64 = size[1..].iter().product();
+        let n = (l as f64 * self.zero_out) as i64;
+        if n == 0 {
+            return x.shallow_clone();
+        }
+        let device = x.device();
+        let copy_key = hash::hash(hash::key(self.seed, MASKS), index).view([b, 1]);
+        let position = hash::mix32(&Tensor::arange(l, (Kind::Int64, device))).view([1, l]);
+        let scores = hash::mix32(&copy_key.bitwise_xor_tensor(&position));
+        let (_, zeroed) = scores.topk(n, 1, false, false);
+        let keep = Tensor::ones([b, l], (Kind::Bool, device)).scatter_value(1, &zeroed, 0);
+        let flat = x.view([b, l]);
+        flat.where_self(&keep, &flat.zeros_like())
+            .view(size.as_slice())
+    }
+}
+
+/// The random-label view of `data`'s training split; shares its tensors.
 pub fn random_labels(data: &Dataset, o: &RandomLabelOptions) -> Dataset {
-    let x = data.train.x.to_device(Device::Cpu);
-    let n = x.size()[0];
-    let mut shape = x.size();
-    shape[0] *= o.replicas;
-    let copies = x.repeat_interleave_self_int(o.replicas, 0, None);
-    // Drawn on the CPU so the same seed gives the same set on every device. Each
-    // value is kept with probability 1 - zero_out, independently per copy.
-    let (keep, y) = crate::rng::seeded(o.seed, || {
-        let keep = Tensor::rand(&shape, (Kind::Float, Device::Cpu)).ge(o.zero_out);
-        let y = Tensor::randint(
-            data.num_classes(),
-            [n * o.replicas],
-            (Kind::Int64, Device::Cpu),
-        );
-        (keep, y)
-    });
-    let x = copies * keep.to_kind(Kind::Float);
-    let device = data.device();
     let mut describe = data.describe.clone();
     describe.extend([
         ("replicas".into(), Value::Int(o.replicas)),
@@ -41,16 +61,17 @@ pub fn random_labels(data: &Dataset, o: &RandomLabelOptions) -> Dataset {
     Dataset {
         name: data.name.clone(),
         train: Split {
-            x: x.to_device(device),
-            y: y.to_device(device),
+            x: data.train.x.shallow_clone(),
+            y: data.train.y.shallow_clone(),
         },
         test: Split {
             x: data.test.x.shallow_clone(),
             y: data.test.y.shallow_clone(),
         },
         classes: data.classes.clone(),
+        inputs: data.inputs.clone(),
         augmentation: data.augmentation,
-        labels: "random".into(),
+        relabel: Some(*o),
         describe,
     }
 }

@@ -2,7 +2,7 @@
 
 use super::random_labels::{random_labels, RandomLabelOptions};
 use super::toy::{toy, ToyOptions};
-use super::Dataset;
+use super::{Dataset, Part};
 use crate::host::config::{Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
@@ -107,11 +107,19 @@ pub fn random_labels_from_map(data: &Dataset, map: &Map) -> ScriptResult<Data> {
         zero_out: c.f64("zero_out"),
         seed: c.i64("seed"),
     };
-    if o.replicas > 1 && o.zero_out == 0.0 {
+    if data.relabel.is_some() {
+        return Err(script_error(
+            "random_labels: the data set already has random labels; start from the original data",
+        ));
+    }
+    let values = data.input_size();
+    let zeroed = (values as f64 * o.zero_out) as i64;
+    if o.replicas > 1 && zeroed == 0 {
         return Err(script_error(format!(
-            "random_labels: replicas = {} with zero_out = 0 makes identical copies whose random \
-             labels contradict each other, so no model can fit them; set zero_out (the paper uses 0.1)",
-            o.replicas
+            "random_labels: replicas = {} with zero_out = {} zeroes none of an example's {values} \
+             values, so the copies are identical and their random labels contradict each other; \
+             raise zero_out (the paper uses 0.1 on 3072-value images)",
+            o.replicas, o.zero_out
         )));
     }
     Ok(Rc::new(random_labels(data, &o)))
@@ -131,9 +139,9 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
     });
 
     engine.register_get("name", |d: &mut Data| d.name.clone());
-    engine.register_get("labels", |d: &mut Data| d.labels.clone());
-    engine.register_get("n_train", |d: &mut Data| d.train.len());
-    engine.register_get("n_test", |d: &mut Data| d.test.len());
+    engine.register_get("labels", |d: &mut Data| d.labels().to_string());
+    engine.register_get("n_train", |d: &mut Data| d.len(Part::Train));
+    engine.register_get("n_test", |d: &mut Data| d.len(Part::Test));
     engine.register_get("num_classes", |d: &mut Data| d.num_classes());
     engine.register_get("classes", |d: &mut Data| -> Array {
         d.classes.iter().map(|c| Dynamic::from(c.clone())).collect()

@@ -2,7 +2,7 @@
 //! coordinate of a point is 0.1·N(2, 1.5²), then class 0 is shifted by (-0.65, 0)
 //! and class 1 by (+0.65, 0). Train and test are drawn from one seeded stream.
 
-use super::{Augmentation, Dataset, Split};
+use super::{Augmentation, Dataset, Inputs, Split};
 use crate::results::Value;
 use tch::{Device, Kind, Tensor};
 
@@ -57,11 +57,12 @@ pub fn toy(o: &ToyOptions, device: Device) -> Dataset {
         train,
         test,
         classes: vec!["left".into(), "right".into()],
+        inputs: Inputs::Features,
         augmentation: Augmentation::Noise {
             copies: o.augment_copies,
             std: o.augment_std,
         },
-        labels: "true".into(),
+        relabel: None,
         describe: vec![("data_seed".into(), Value::Int(o.seed))],
     }
 }

@@ -5,7 +5,7 @@
 //! mean over the split whatever the batch size. Sums stay on the device and are
 //! read once at the end: no host synchronisation per batch.
 
-use crate::data::Split;
+use crate::data::{Dataset, Part};
 use crate::models::Model;
 use tch::{Kind, Reduction, Tensor};
 
@@ -22,8 +22,8 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, reduction: Reduction) -> 
     logits.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, 0.0)
 }
 
-pub fn evaluate(model: &Model, split: &Split) -> Score {
-    let n = split.len();
+pub fn evaluate(model: &Model, data: &Dataset, part: Part) -> Score {
+    let n = data.len(part);
     if n == 0 {
         return Score {
             loss: f64::NAN,
@@ -31,18 +31,16 @@ pub fn evaluate(model: &Model, split: &Split) -> Score {
         };
     }
     tch::no_grad(|| {
-        let device = split.x.device();
+        let device = data.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
-        let mut start = 0;
-        while start < n {
-            let len = EVAL_BATCH.min(n - start);
-            let x = split.x.narrow(0, start, len);
-            let y = split.y.narrow(0, start, len);
-            let logits = model.forward_t(&x, false);
-            loss_sum += cross_entropy(&logits, &y, Reduction::Sum).to_kind(Kind::Double);
-            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
-            start += len;
+        for batch in data.batches(part, EVAL_BATCH) {
+            let logits = model.forward_t(&batch.x, false);
+            loss_sum += cross_entropy(&logits, &batch.y, Reduction::Sum).to_kind(Kind::Double);
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&batch.y)
+                .sum(Kind::Int64);
         }
         let both = Tensor::stack(&[loss_sum, correct.to_kind(Kind::Double)], 0)
             .to_device(tch::Device::Cpu);

@@ -2,6 +2,7 @@
 
 use super::{boundary, distance, evaluate};
 use crate::data::rhai::Data;
+use crate::data::Part;
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::models::rhai::ModelRef;
 use rhai::{Dynamic, Engine, Map};
@@ -30,8 +31,8 @@ fn check_fits(m: &ModelRef, d: &Data) -> ScriptResult<()> {
 pub fn register(engine: &mut Engine) {
     engine.register_fn("evaluate", |m: ModelRef, d: Data| -> ScriptResult<Map> {
         check_fits(&m, &d)?;
-        let train = evaluate::evaluate(&m, &d.train);
-        let test = evaluate::evaluate(&m, &d.test);
+        let train = evaluate::evaluate(&m, &d, Part::Train);
+        let test = evaluate::evaluate(&m, &d, Part::Test);
         Ok(map(&[
             ("train_loss", train.loss),
             ("train_acc", train.acc),
@@ -43,7 +44,7 @@ pub fn register(engine: &mut Engine) {
         "boundary_distance",
         |m: ModelRef, d: Data| -> ScriptResult<Map> {
             check_fits(&m, &d)?;
-            let all = boundary::distances(&m, &d.train.x).or_script()?;
+            let all = boundary::distances(&m, &d.materialize(Part::Train).x).or_script()?;
             let (min, mean, median) = boundary::summarize(&all);
             Ok(map(&[("min", min), ("mean", mean), ("median", median)]))
         },

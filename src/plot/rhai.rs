@@ -1,6 +1,7 @@
 //! Script bindings for pictures: `plot_boundaries(runs, #{ out, titles })`.
 
 use super::boundary::{plot, Panel};
+use crate::data::{Part, Split};
 use crate::host::config::{Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
@@ -46,14 +47,18 @@ fn plot_boundaries(session: &Session, runs: Array, opts: Map) -> ScriptResult<St
             )));
         }
     }
+    let points: Vec<Split> = list
+        .iter()
+        .map(|r| r.data.materialize(Part::Train))
+        .collect();
     let panels: Vec<Panel> = list
         .iter()
         .enumerate()
         .map(|(i, r)| Panel {
             model: &r.model,
-            points: &r.data.train,
+            points: &points[i],
             title: titles.as_ref().map_or_else(
-                || format!("run {} ({})", r.index, r.data.labels),
+                || format!("run {} ({})", r.index, r.data.labels()),
                 |t| t[i].to_string(),
             ),
         })

@@ -3,7 +3,7 @@
 use super::config::sgd_options;
 use super::progress::Progress;
 use super::sgd::Sgd;
-use crate::data::{Dataset, Split};
+use crate::data::{Dataset, Part};
 use crate::host::config::Config;
 use crate::host::interrupt;
 use crate::metrics::distance;
@@ -122,7 +122,7 @@ impl Run {
                 "Run #{} ({}, {}): {} after {} epochs, train acc {:.4}, test acc {:.4}",
                 self.index,
                 self.kind,
-                self.data.labels,
+                self.data.labels(),
                 self.status.as_str(),
                 e.epoch,
                 e.train.acc,
@@ -185,11 +185,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     let seed = config.i64("seed");
     let target = config.opt_f64("stop_at_train_acc");
     let check_every = config.i64("check_every");
-    let augmentation = if config.bool("augment") {
-        data.augmentation
-    } else {
-        Default::default()
-    };
+    let augment = config.bool("augment");
 
     let mut progress = Progress::new(format!("run {index} ({kind})"), epochs, quiet);
     let started = Instant::now();
@@ -201,26 +197,28 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     };
     for epoch in 1..=epochs {
         let epoch_start = Instant::now();
-        let (seen, order) = crate::rng::seeded(crate::rng::derive(seed, epoch), || {
-            let seen = augmentation.apply(&data.train);
-            let order = Tensor::randperm(seen.len(), (Kind::Int64, seen.x.device()));
-            (seen, order)
+        let epoch_seed = crate::rng::derive(seed, epoch);
+        let n = data.epoch_len(augment);
+        let order = crate::rng::seeded(epoch_seed, || {
+            Tensor::randperm(n, (Kind::Int64, data.device()))
         });
-        let n = seen.len();
         let mut start = 0;
+        let mut step = 0;
         while start < n {
             interrupt::check()?;
             let len = batch.min(n - start);
-            let b: Split = seen.select(&order.narrow(0, start, len));
+            let augment_seed = augment.then(|| crate::rng::derive(epoch_seed, step));
+            let b = data.train_batch(&order.narrow(0, start, len), augment_seed);
             Sgd::zero_grad(&mut params);
             let loss = cross_entropy(&model.forward_t(&b.x, true), &b.y, Reduction::Mean);
             loss.backward();
             sgd.step(&params);
             start += len;
+            step += 1;
         }
         let epoch_time = epoch_start.elapsed().as_secs_f64();
-        let train = evaluate(&model, &data.train);
-        let test = evaluate(&model, &data.test);
+        let train = evaluate(&model, data, Part::Train);
+        let test = evaluate(&model, data, Part::Test);
         let record = Epoch {
             epoch,
             lr: sgd_opts.lr,
