@@ -1,9 +1,10 @@
 //! Data sets as tensors in memory on the run's device, and the label/augmentation
 //! transforms the paper's protocols need.
 
+pub mod fetch;
 pub mod random_labels;
-pub mod root;
 pub mod rhai;
+pub mod root;
 pub mod toy;
 
 use crate::results::{Row, Value};
