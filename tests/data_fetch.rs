@@ -305,6 +305,17 @@ fn minima_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
         .env("HOME", dir)
         .env_remove("XDG_CACHE_HOME")
         .env_remove(fetch::MIRROR_ENV);
+    // The loopback server must be reached directly.
+    for proxy in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ] {
+        cmd.env_remove(proxy);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
