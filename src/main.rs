@@ -122,7 +122,11 @@ fn session(script: Option<PathBuf>, args: RunArgs) -> Result<Session> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    interrupt::install();
+    // `data` commands keep the default Ctrl-C: stopping at once is safe, a download's
+    // `.part` file is resumed by the next fetch.
+    if !matches!(cli.command, Command::Data { .. }) {
+        interrupt::install();
+    }
     let result = match cli.command {
         Command::Run { script, args } => {
             session(Some(script.clone()), args).and_then(|s| Host::new(s).run_file(&script))

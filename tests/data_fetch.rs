@@ -14,26 +14,47 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// A one-thread HTTP/1.1 server on 127.0.0.1 that understands `Range: bytes=N-`
-/// and can cut its first response short after `drop_after` body bytes.
+/// How the loopback server answers.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Normal,
+    /// Cuts the first response short after this many body bytes.
+    DropFirstAfter(usize),
+    /// Sends the first response's first bytes at once, then one byte per 50 ms
+    /// until the client goes away.
+    TrickleFirstAfter(usize),
+    /// Answers every request with the whole file (200), as servers without Range
+    /// support do.
+    IgnoreRange,
+}
+
+/// A one-thread HTTP/1.1 server on 127.0.0.1 that understands `Range: bytes=N-`.
 struct Server {
     base: String,
     /// "PATH RANGE" per request, RANGE being "-" when there was none.
     log: Arc<Mutex<Vec<String>>>,
 }
 
-fn serve(files: HashMap<String, Vec<u8>>, drop_after: Option<usize>) -> Server {
+fn serve(files: HashMap<String, Vec<u8>>, behaviour: Behaviour) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let log = Arc::new(Mutex::new(Vec::new()));
     let seen = log.clone();
-    let dropped = AtomicBool::new(false);
+    let first = AtomicBool::new(true);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let drop_now = drop_after.filter(|_| !dropped.swap(true, Ordering::SeqCst));
-            respond(stream, &files, &seen, drop_now);
+            let now = match behaviour {
+                Behaviour::DropFirstAfter(_) | Behaviour::TrickleFirstAfter(_)
+                    if !first.swap(false, Ordering::SeqCst) =>
+                {
+                    Behaviour::Normal
+                }
+                other => other,
+            };
+            respond(stream, &files, &seen, now);
         }
     });
     Server { base, log }
@@ -43,7 +64,7 @@ fn respond(
     mut stream: TcpStream,
     files: &HashMap<String, Vec<u8>>,
     log: &Mutex<Vec<String>>,
-    drop_after: Option<usize>,
+    behaviour: Behaviour,
 ) {
     let mut request = Vec::new();
     let mut byte = [0u8; 1];
@@ -55,7 +76,7 @@ fn respond(
     }
     let request = String::from_utf8_lossy(&request).into_owned();
     let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-    let range = request
+    let asked = request
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -63,32 +84,52 @@ fn respond(
                 .then(|| v.trim().to_string())
         })
         .unwrap_or_else(|| "-".into());
-    log.lock().unwrap().push(format!("{path} {range}"));
+    log.lock().unwrap().push(format!("{path} {asked}"));
     let Some(body) = files.get(&path) else {
         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
         return;
     };
-    let start: usize = range
-        .strip_prefix("bytes=")
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let range = match behaviour {
+        Behaviour::IgnoreRange => None,
+        _ => asked
+            .strip_prefix("bytes=")
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.parse::<usize>().ok()),
+    };
     let len = body.len();
-    let head = if start >= len && range != "-" {
-        format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-    } else if range != "-" {
-        format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let head = match range {
+        Some(start) if start >= len => format!(
+            "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        Some(start) => format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
             len - 1,
             len - start
-        )
-    } else {
-        format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+        ),
+        None => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"),
     };
     let _ = stream.write_all(head.as_bytes());
-    let rest = &body[start.min(len)..];
-    let sent = drop_after.map_or(rest, |n| &rest[..n.min(rest.len())]);
-    let _ = stream.write_all(sent);
+    let rest = &body[range.unwrap_or(0).min(len)..];
+    match behaviour {
+        Behaviour::DropFirstAfter(n) => {
+            let _ = stream.write_all(&rest[..n.min(rest.len())]);
+        }
+        Behaviour::TrickleFirstAfter(n) => {
+            let n = n.min(rest.len());
+            let _ = stream.write_all(&rest[..n]);
+            for b in &rest[n..] {
+                std::thread::sleep(Duration::from_millis(50));
+                if stream.write_all(std::slice::from_ref(b)).is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::Normal | Behaviour::IgnoreRange => {
+            let _ = stream.write_all(rest);
+        }
+    }
     let _ = stream.flush();
 }
 
@@ -171,7 +212,7 @@ fn a_dropped_connection_is_resumed_with_a_range_request() {
     let cut = archive.len() / 2;
     let server = serve(
         HashMap::from([("/set.tar.gz".to_string(), archive.clone())]),
-        Some(cut),
+        Behaviour::DropFirstAfter(cut),
     );
     let set = test_set(&archive, data.len() as u64);
     let dir = tempfile::tempdir().unwrap();
@@ -206,7 +247,7 @@ fn a_part_file_left_by_an_earlier_run_is_resumed_and_the_archive_removed() {
     let archive = tar_gz(&[("set/a.bin", &data), ("set/b.txt", b"hello")]);
     let server = serve(
         HashMap::from([("/set.tar.gz".to_string(), archive.clone())]),
-        None,
+        Behaviour::Normal,
     );
     let set = test_set(&archive, data.len() as u64);
     let dir = tempfile::tempdir().unwrap();
@@ -225,6 +266,49 @@ fn a_part_file_left_by_an_earlier_run_is_resumed_and_the_archive_removed() {
     );
     assert_eq!(std::fs::read(root.join("set/a.bin")).unwrap(), data);
     assert!(!root.join("set.tar.gz").exists() && !root.join("set.tar.gz.part").exists());
+}
+
+#[test]
+fn a_server_without_range_support_replaces_the_part() {
+    let data = noise(30_000, 3);
+    let archive = tar_gz(&[("set/a.bin", &data), ("set/b.txt", b"hello")]);
+    let server = serve(
+        HashMap::from([("/set.tar.gz".to_string(), archive.clone())]),
+        Behaviour::IgnoreRange,
+    );
+    let set = test_set(&archive, data.len() as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("set.tar.gz.part"), vec![0xEE; 1000]).unwrap();
+    let options = FetchOptions {
+        root: Some(&root),
+        mirror: Some(&server.base),
+        keep_archive: true,
+    };
+    fetch::fetch(set, &set.variants[0], &options).unwrap();
+    assert_eq!(
+        *server.log.lock().unwrap(),
+        vec!["/set.tar.gz bytes=1000-".to_string()]
+    );
+    assert_eq!(std::fs::read(root.join("set.tar.gz")).unwrap(), archive);
+    assert_eq!(std::fs::read(root.join("set/a.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_truncated_archive_names_the_file_and_unpacks_nothing() {
+    let archive = tar_gz(&[("set/a.bin", &noise(20_000, 4))]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.tar.gz");
+    std::fs::write(&path, &archive[..archive.len() - 100]).unwrap();
+    let target = dir.path().join("out");
+    std::fs::create_dir_all(&target).unwrap();
+    let err = format!("{:#}", unpack(&path, &target).unwrap_err());
+    assert!(
+        err.contains(&format!("{} is corrupt or truncated", path.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
 
 /// A gzipped tar whose second entry has a raw `name`, type `kind` and link target.
@@ -297,7 +381,7 @@ fn entries_leaving_the_target_are_refused_by_name() {
     assert!(!Path::new("/tmp/minima-evil.txt").exists());
 }
 
-fn minima_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+fn minima_cmd(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_minima"));
     cmd.args(args)
         .current_dir(dir)
@@ -319,7 +403,11 @@ fn minima_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("minima runs")
+    cmd
+}
+
+fn minima_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    minima_cmd(args, dir, env).output().expect("minima runs")
 }
 
 #[test]
@@ -328,7 +416,7 @@ fn a_checksum_mismatch_names_file_expected_and_found() {
     let found = md5_hex(&fake);
     let server = serve(
         HashMap::from([("/cifar-10-binary.tar.gz".to_string(), fake.clone())]),
-        None,
+        Behaviour::Normal,
     );
     let dir = tempfile::tempdir().unwrap();
     let out = minima_with(
@@ -361,7 +449,7 @@ fn cinic10_is_fetched_through_the_mirror_variable_and_then_verified() {
     let refs: Vec<(&str, &[u8])> = entries.iter().map(|(p, d)| (p.as_str(), *d)).collect();
     let server = serve(
         HashMap::from([("/CINIC-10.tar.gz".to_string(), tar_gz(&refs))]),
-        None,
+        Behaviour::Normal,
     );
     let dir = tempfile::tempdir().unwrap();
     let env = [(fetch::MIRROR_ENV, server.base.as_str())];
@@ -511,4 +599,68 @@ fn unknown_names_and_formats_are_usage_errors_listing_the_known_ones() {
     let out = minima_with(&["data", "fetch", "fashion_mnist"], dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("apt install dataset-fashion-mnist"));
+}
+
+#[test]
+fn ctrl_c_stops_a_fetch_at_once_and_the_next_run_resumes() {
+    use std::os::unix::process::ExitStatusExt;
+    let png = noise(4000, 5);
+    let archive = tar_gz(&[("train/cat/cat_0.png", &png)]);
+    let half = archive.len() / 2;
+    let server = serve(
+        HashMap::from([("/CINIC-10.tar.gz".to_string(), archive.clone())]),
+        Behaviour::TrickleFirstAfter(half),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("data/cinic10/CINIC-10.tar.gz.part");
+    let mut child = minima_cmd(
+        &["data", "fetch", "cinic10", "--mirror", &server.base],
+        dir.path(),
+        &[],
+    )
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < half as u64 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "download never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "Ctrl-C took effect late"
+    );
+    assert_eq!(status.signal(), Some(2), "{status:?}");
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept >= half as u64 && kept < archive.len() as u64, "{kept}");
+
+    let out = minima_with(
+        &["data", "fetch", "cinic10", "--mirror", &server.base],
+        dir.path(),
+        &[],
+    );
+    // The resumed download is complete and unpacked (CINIC's image counts then fail).
+    assert_eq!(
+        server.log.lock().unwrap().last().cloned(),
+        Some(format!("/CINIC-10.tar.gz bytes={kept}-"))
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let cinic = dir.path().join("data/cinic10");
+    assert_eq!(
+        std::fs::read(cinic.join("train/cat/cat_0.png")).unwrap(),
+        png
+    );
+    assert_eq!(
+        std::fs::read(cinic.join("CINIC-10.tar.gz")).unwrap(),
+        archive
+    );
 }

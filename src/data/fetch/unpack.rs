@@ -65,8 +65,13 @@ fn unpack_into(archive: &Path, staging: &Path) -> Result<()> {
             );
         }
         // unpack_in re-checks that the entry stays inside `staging`.
-        let inside = entry.unpack_in(staging).with_context(|| {
-            format!("unpacking `{}` from {}", path.display(), archive.display())
+        let inside = entry.unpack_in(staging).map_err(|e| {
+            use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+            let what = match e.kind() {
+                UnexpectedEof | InvalidData | InvalidInput => corrupt(),
+                _ => format!("cannot write what {} holds", archive.display()),
+            };
+            anyhow::Error::new(e).context(format!("{what} (at entry `{}`)", path.display()))
         })?;
         if !inside {
             bail!(
