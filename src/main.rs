@@ -50,6 +50,41 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Download, list and check data sets (see docs/DATA.md)
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Download, check and unpack a data set's official archive
+    Fetch {
+        /// cifar10, cifar100 or cinic10
+        name: String,
+        /// Folder to unpack into (default: $MINIMA_DATA/NAME or ~/.cache/minima/data/NAME)
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Which archive: binary (default) or python for CIFAR
+        #[arg(long)]
+        format: Option<String>,
+        /// Keep the downloaded archive next to the data
+        #[arg(long)]
+        keep_archive: bool,
+        /// Base URL replacing the official servers (also $MINIMA_DATA_MIRROR)
+        #[arg(long, hide = true, value_name = "URL")]
+        mirror: Option<String>,
+    },
+    /// Show every known data set, where it is read from and whether it is there
+    List,
+    /// Check a data set's files: sizes, checksums, counts
+    Verify {
+        name: String,
+        /// Folder to check (default: where loaders read it from)
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
 }
 
 fn parse_device(text: &str) -> Result<Device> {
@@ -87,7 +122,11 @@ fn session(script: Option<PathBuf>, args: RunArgs) -> Result<Session> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    interrupt::install();
+    // `data` commands keep the default Ctrl-C: stopping at once is safe, a download's
+    // `.part` file is resumed by the next fetch.
+    if !matches!(cli.command, Command::Data { .. }) {
+        interrupt::install();
+    }
     let result = match cli.command {
         Command::Run { script, args } => {
             session(Some(script.clone()), args).and_then(|s| Host::new(s).run_file(&script))
@@ -97,6 +136,7 @@ fn main() -> ExitCode {
             repl::run(&Host::new(s))?;
             Ok(Outcome::Completed)
         }),
+        Command::Data { command } => data(command),
     };
     match result {
         Ok(Outcome::Completed) => ExitCode::SUCCESS,
@@ -127,6 +167,63 @@ fn check(script: &std::path::Path) -> Result<Outcome> {
         }
         Err(msg) => {
             eprint!("{msg}");
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// `minima data ...`: an unknown name or format is a usage error (exit 2); a failed
+/// download or a failed check exits 1.
+fn data(command: DataCommand) -> Result<Outcome> {
+    use minima::data::fetch::{self, catalog, verify};
+    match command {
+        DataCommand::Fetch {
+            name,
+            root,
+            format,
+            keep_archive,
+            mirror,
+        } => {
+            let set = catalog::find(&name)?;
+            let variant = set.variant(format.as_deref())?;
+            if let (None, Some(manual)) = (variant.archive, set.manual) {
+                bail!("{name} is not downloaded by minima: {manual}");
+            }
+            let options = fetch::FetchOptions {
+                root: root.as_deref(),
+                mirror: mirror.as_deref(),
+                keep_archive,
+            };
+            Ok(match fetch::fetch(set, variant, &options) {
+                Ok(_) => Outcome::Completed,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    Outcome::Failed
+                }
+            })
+        }
+        DataCommand::List => {
+            for line in verify::list() {
+                println!("{line}");
+            }
+            println!("get a missing one with: minima data fetch NAME (see docs/DATA.md)");
+            Ok(Outcome::Completed)
+        }
+        DataCommand::Verify { name, root } => {
+            let set = catalog::find(&name)?;
+            let (dir, why) = minima::data::root::resolve(set.name, root.as_deref());
+            println!("checking {} ({why})", dir.display());
+            let report = verify::verify(set, &dir);
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if report.ok {
+                return Ok(Outcome::Completed);
+            }
+            eprintln!(
+                "error: {name} in {} fails its checks (see above)",
+                dir.display()
+            );
             Ok(Outcome::Failed)
         }
     }

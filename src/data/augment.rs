@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn offsets_and_flips_are_uniform() {
         // A single bright pixel at the centre shows the offset of each crop.
-        let mut x = Tensor::zeros([4000, 1, 9, 9], (Kind::Float, Device::Cpu));
+        let x = Tensor::zeros([4000, 1, 9, 9], (Kind::Float, Device::Cpu));
         let _ = x.narrow(2, 4, 1).narrow(3, 4, 1).fill_(1.0);
         let out = crate::rng::seeded(3, || Augmentation::CropFlip { pad: 1 }.apply(&x));
         let flat = out.view([4000, 81]).argmax(1, false);

@@ -2,6 +2,7 @@
 //! examples into model inputs: random-label copies, augmentation, normalisation.
 
 pub mod augment;
+pub mod fetch;
 pub mod hash;
 pub mod random_labels;
 pub mod rhai;
