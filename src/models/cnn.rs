@@ -8,6 +8,7 @@
 
 use super::layers::{max_pool2, Conv2d, Linear, Scope};
 use super::spec::{scaled, ModelSpec};
+use anyhow::Result;
 use tch::nn::ModuleT;
 use tch::Tensor;
 
@@ -20,7 +21,7 @@ pub struct Cnn {
 }
 
 impl Cnn {
-    pub fn new(s: &Scope, spec: &ModelSpec) -> Cnn {
+    pub fn new(s: &Scope, spec: &ModelSpec) -> Result<Cnn> {
         let (c, h, w) = spec.image();
         let (c1, c2, hidden) = (
             scaled(32, spec.width),
@@ -29,12 +30,12 @@ impl Cnn {
         );
         let features = s.sub("features");
         let classifier = s.sub("classifier");
-        Cnn {
-            conv1: Conv2d::new(&features.sub(0), c, c1, 3, 1, 1, true),
-            conv2: Conv2d::new(&features.sub(3), c1, c2, 3, 1, 1, true),
-            fc1: Linear::new(&classifier.sub(0), c2 * (h / 4) * (w / 4), hidden),
-            fc2: Linear::new(&classifier.sub(2), hidden, spec.classes),
-        }
+        Ok(Cnn {
+            conv1: Conv2d::new(&features.sub(0), c, c1, 3, 1, 1, true)?,
+            conv2: Conv2d::new(&features.sub(3), c1, c2, 3, 1, 1, true)?,
+            fc1: Linear::new(&classifier.sub(0), c2 * (h / 4) * (w / 4), hidden)?,
+            fc2: Linear::new(&classifier.sub(2), hidden, spec.classes)?,
+        })
     }
 }
 

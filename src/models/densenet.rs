@@ -18,6 +18,7 @@
 
 use super::layers::{avg_pool2, global_avg_pool, BatchNorm2d, Conv2d, Linear, Scope};
 use super::spec::{scaled, ModelSpec};
+use anyhow::Result;
 use tch::nn::ModuleT;
 use tch::Tensor;
 
@@ -32,8 +33,8 @@ struct BnConv {
 }
 
 impl BnConv {
-    fn new(s: &Scope, index: usize, c_in: i64, c_out: i64, kernel: i64) -> BnConv {
-        let bn = BatchNorm2d::new(&s.sub(format!("bn{index}")), c_in);
+    fn new(s: &Scope, index: usize, c_in: i64, c_out: i64, kernel: i64) -> Result<BnConv> {
+        let bn = BatchNorm2d::new(&s.sub(format!("bn{index}")), c_in)?;
         let padding = kernel / 2;
         let conv = Conv2d::new(
             &s.sub(format!("conv{index}")),
@@ -43,8 +44,8 @@ impl BnConv {
             1,
             padding,
             false,
-        );
-        BnConv { bn, conv }
+        )?;
+        Ok(BnConv { bn, conv })
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
@@ -69,12 +70,12 @@ pub struct DenseNet {
 }
 
 impl DenseNet {
-    pub fn new(s: &Scope, spec: &ModelSpec) -> DenseNet {
+    pub fn new(s: &Scope, spec: &ModelSpec) -> Result<DenseNet> {
         let growth = scaled(GROWTH, spec.width);
         let per_block = (DEPTH - 4) / 6;
         let (c, _, _) = spec.image();
         let mut channels = 2 * growth;
-        let conv1 = Conv2d::new(&s.sub("conv1"), c, channels, 3, 1, 1, false);
+        let conv1 = Conv2d::new(&s.sub("conv1"), c, channels, 3, 1, 1, false)?;
         let mut units = Vec::new();
         for block in 1..=3 {
             let layer = s.sub(format!("block{block}")).sub("layer");
@@ -82,28 +83,28 @@ impl DenseNet {
                 let l = layer.sub(i);
                 let inter = 4 * growth;
                 units.push(Unit::Dense(
-                    BnConv::new(&l, 1, channels, inter, 1),
-                    BnConv::new(&l, 2, inter, growth, 3),
+                    BnConv::new(&l, 1, channels, inter, 1)?,
+                    BnConv::new(&l, 2, inter, growth, 3)?,
                 ));
                 channels += growth;
             }
             if block < 3 {
                 let out = channels / 2;
                 let t = s.sub(format!("trans{block}"));
-                units.push(Unit::Transition(BnConv::new(&t, 1, channels, out, 1)));
+                units.push(Unit::Transition(BnConv::new(&t, 1, channels, out, 1)?));
                 channels = out;
             }
         }
-        let bn1 = BatchNorm2d::new(&s.sub("bn1"), channels);
-        let fc = Linear::new(&s.sub("fc"), channels, spec.classes);
+        let bn1 = BatchNorm2d::new(&s.sub("bn1"), channels)?;
+        let fc = Linear::new(&s.sub("fc"), channels, spec.classes)?;
         let net = DenseNet {
             conv1,
             units,
             bn1,
             fc,
         };
-        net.reinitialise();
-        net
+        net.reinitialise()?;
+        Ok(net)
     }
 
     fn convs(&self) -> Vec<&Conv2d> {
@@ -118,17 +119,16 @@ impl DenseNet {
     }
 
     /// DenseNet3.__init__'s loop over self.modules(), in module order.
-    fn reinitialise(&self) {
+    fn reinitialise(&self) -> Result<()> {
         tch::no_grad(|| {
             for conv in self.convs() {
-                let size = conv.weight.size();
-                let n = size[0] * size[2] * size[3];
+                let (out, _, kh, kw) = conv.weight.size4()?;
                 let mut w = conv.weight.shallow_clone();
-                let _ = w.normal_(0.0, (2.0 / n as f64).sqrt());
+                let _ = w.f_normal_(0.0, (2.0 / (kh * kw * out) as f64).sqrt())?;
             }
-            let mut bias = self.fc.bias.shallow_clone();
-            let _ = bias.zero_();
-        });
+            let _ = self.fc.bias.shallow_clone().f_zero_()?;
+            Ok(())
+        })
     }
 }
 

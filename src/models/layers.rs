@@ -7,6 +7,7 @@
 //! module), which `m.layers()` and saved files follow.
 
 use super::init;
+use anyhow::Result;
 use std::cell::RefCell;
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
@@ -29,14 +30,16 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn param(&self, name: &str, dims: &[i64], init: Init) -> Tensor {
+    /// Fallible, like every constructor here: a model too large for memory is an
+    /// error for the script, not a panic.
+    fn param(&self, name: &str, dims: &[i64], init: Init) -> Result<Tensor> {
         self.names.borrow_mut().push(self.path.path(name));
-        self.path.var(name, dims, init)
+        Ok(self.path.f_var(name, dims, init)?)
     }
 
-    fn buffer(&self, name: &str, tensor: Tensor) -> Tensor {
+    fn buffer(&self, name: &str, tensor: Result<Tensor, tch::TchError>) -> Result<Tensor> {
         self.names.borrow_mut().push(self.path.path(name));
-        self.path.add(name, tensor, false)
+        Ok(self.path.add(name, tensor?, false))
     }
 }
 
@@ -59,20 +62,23 @@ impl Conv2d {
         stride: i64,
         padding: i64,
         bias: bool,
-    ) -> Conv2d {
+    ) -> Result<Conv2d> {
         let fan_in = c_in * kernel * kernel;
         let weight = s.param(
             "weight",
             &[c_out, c_in, kernel, kernel],
             init::kaiming_uniform(fan_in),
-        );
-        let bias = bias.then(|| s.param("bias", &[c_out], init::bias_uniform(fan_in)));
-        Conv2d {
+        )?;
+        let bias = match bias {
+            true => Some(s.param("bias", &[c_out], init::bias_uniform(fan_in))?),
+            false => None,
+        };
+        Ok(Conv2d {
             weight,
             bias,
             stride,
             padding,
-        }
+        })
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
@@ -95,10 +101,10 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(s: &Scope, in_dim: i64, out_dim: i64) -> Linear {
-        let weight = s.param("weight", &[out_dim, in_dim], init::kaiming_uniform(in_dim));
-        let bias = s.param("bias", &[out_dim], init::bias_uniform(in_dim));
-        Linear { weight, bias }
+    pub fn new(s: &Scope, in_dim: i64, out_dim: i64) -> Result<Linear> {
+        let weight = s.param("weight", &[out_dim, in_dim], init::kaiming_uniform(in_dim))?;
+        let bias = s.param("bias", &[out_dim], init::bias_uniform(in_dim))?;
+        Ok(Linear { weight, bias })
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
@@ -125,24 +131,24 @@ impl BatchNorm2d {
     pub const MOMENTUM: f64 = 0.1;
     pub const EPS: f64 = 1e-5;
 
-    pub fn new(s: &Scope, channels: i64) -> BatchNorm2d {
+    pub fn new(s: &Scope, channels: i64) -> Result<BatchNorm2d> {
         let device = s.path.device();
-        BatchNorm2d {
-            weight: s.param("weight", &[channels], Init::Const(1.0)),
-            bias: s.param("bias", &[channels], Init::Const(0.0)),
+        Ok(BatchNorm2d {
+            weight: s.param("weight", &[channels], Init::Const(1.0))?,
+            bias: s.param("bias", &[channels], Init::Const(0.0))?,
             running_mean: s.buffer(
                 "running_mean",
-                Tensor::zeros([channels], (Kind::Float, device)),
-            ),
+                Tensor::f_zeros([channels], (Kind::Float, device)),
+            )?,
             running_var: s.buffer(
                 "running_var",
-                Tensor::ones([channels], (Kind::Float, device)),
-            ),
+                Tensor::f_ones([channels], (Kind::Float, device)),
+            )?,
             num_batches_tracked: s.buffer(
                 "num_batches_tracked",
-                Tensor::zeros([], (Kind::Int64, device)),
-            ),
-        }
+                Tensor::f_zeros([], (Kind::Int64, device)),
+            )?,
+        })
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
@@ -179,4 +185,54 @@ pub fn avg_pool2(xs: &Tensor) -> Tensor {
 /// (x, 1).flatten(1).
 pub fn global_avg_pool(xs: &Tensor) -> Tensor {
     xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        (a - b).abs().max().double_value(&[]) < 1e-5
+    }
+
+    #[test]
+    fn batch_norm_follows_pytorch_in_train_and_eval_mode() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let names = RefCell::new(Vec::new());
+        let bn = BatchNorm2d::new(&Scope::new(vs.root(), &names), 3).unwrap();
+        assert_eq!(
+            *names.borrow(),
+            [
+                "weight",
+                "bias",
+                "running_mean",
+                "running_var",
+                "num_batches_tracked"
+            ]
+        );
+        let x = crate::rng::seeded(1, || {
+            Tensor::randn([4, 3, 5, 5], (Kind::Float, Device::Cpu)) * 3.0 + 1.0
+        });
+        let dims: &[i64] = &[0, 2, 3];
+        let mean = x.mean_dim(dims, true, Kind::Float);
+        let biased = x.var_correction(dims, 0, true);
+        let unbiased = x.var_correction(dims, 1, false);
+
+        // Training: batch statistics normalise (biased variance); the running
+        // statistics move by momentum 0.1 towards the mean and unbiased variance.
+        let y = bn.forward_t(&x, true);
+        assert!(close(&y, &((&x - &mean) / (&biased + 1e-5).sqrt())));
+        assert!(close(&bn.running_mean, &(mean.flatten(0, -1) * 0.1)));
+        assert!(close(&bn.running_var, &(unbiased * 0.1 + 0.9)));
+        assert_eq!(bn.num_batches_tracked.int64_value(&[]), 1);
+
+        // Eval: the running statistics normalise and stay as they are.
+        let (rm, rv) = (bn.running_mean.copy(), bn.running_var.copy());
+        let y = bn.forward_t(&x, false);
+        let expected = (&x - rm.view([1, 3, 1, 1])) / (rv.view([1, 3, 1, 1]) + 1e-5).sqrt();
+        assert!(close(&y, &expected));
+        assert!(bn.running_mean.equal(&rm) && bn.running_var.equal(&rv));
+        assert_eq!(bn.num_batches_tracked.int64_value(&[]), 1);
+    }
 }

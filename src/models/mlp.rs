@@ -4,6 +4,7 @@
 //! `layers.0.weight`, `layers.2.weight`, ...
 
 use super::layers::{Linear, Scope};
+use anyhow::Result;
 use tch::nn::ModuleT;
 use tch::Tensor;
 
@@ -13,7 +14,7 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn new(s: &Scope, inputs: i64, hidden: &[i64], classes: i64) -> Mlp {
+    pub fn new(s: &Scope, inputs: i64, hidden: &[i64], classes: i64) -> Result<Mlp> {
         let layers_scope = s.sub("layers");
         let mut sizes = vec![inputs];
         sizes.extend_from_slice(hidden);
@@ -22,8 +23,8 @@ impl Mlp {
             .windows(2)
             .enumerate()
             .map(|(i, w)| Linear::new(&layers_scope.sub(2 * i), w[0], w[1]))
-            .collect();
-        Mlp { layers }
+            .collect::<Result<_>>()?;
+        Ok(Mlp { layers })
     }
 }
 

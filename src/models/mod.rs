@@ -17,7 +17,7 @@ pub mod weights;
 
 pub use spec::{Arch, ModelSpec};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use layers::Scope;
 use std::cell::RefCell;
 use std::path::Path;
@@ -41,17 +41,22 @@ impl std::fmt::Debug for Model {
 }
 
 /// Builds the network with freshly drawn weights; call inside `rng::seeded`.
-fn build(spec: &ModelSpec, vs: &nn::VarStore) -> (Box<dyn ModuleT>, Vec<String>) {
+fn build(spec: &ModelSpec, vs: &nn::VarStore) -> Result<(Box<dyn ModuleT>, Vec<String>)> {
     let names = RefCell::new(Vec::new());
     let s = Scope::new(vs.root(), &names);
     let net: Box<dyn ModuleT> = match spec.arch {
-        Arch::Mlp => Box::new(mlp::Mlp::new(&s, spec.inputs(), &spec.hidden, spec.classes)),
-        Arch::Cnn => Box::new(cnn::Cnn::new(&s, spec)),
-        Arch::Vgg16 => Box::new(vgg::Vgg::new(&s, spec)),
-        Arch::Resnet18 | Arch::Resnet50 => Box::new(resnet::ResNet::new(&s, spec)),
-        Arch::Densenet40 => Box::new(densenet::DenseNet::new(&s, spec)),
+        Arch::Mlp => Box::new(mlp::Mlp::new(
+            &s,
+            spec.inputs(),
+            &spec.hidden,
+            spec.classes,
+        )?),
+        Arch::Cnn => Box::new(cnn::Cnn::new(&s, spec)?),
+        Arch::Vgg16 => Box::new(vgg::Vgg::new(&s, spec)?),
+        Arch::Resnet18 | Arch::Resnet50 => Box::new(resnet::ResNet::new(&s, spec)?),
+        Arch::Densenet40 => Box::new(densenet::DenseNet::new(&s, spec)?),
     };
-    (net, names.into_inner())
+    Ok((net, names.into_inner()))
 }
 
 impl Model {
@@ -60,7 +65,12 @@ impl Model {
     pub fn new(spec: ModelSpec, device: Device) -> Result<Model> {
         spec.check()?;
         let vs = nn::VarStore::new(device);
-        let (net, names) = crate::rng::seeded(spec.seed, || build(&spec, &vs));
+        let (net, names) = crate::rng::seeded(spec.seed, || build(&spec, &vs)).map_err(|e| {
+            // libtorch's messages carry a C++ stack trace after the first line.
+            let why = e.to_string();
+            let why = why.lines().next().unwrap_or_default().to_string();
+            anyhow!("cannot build the {}: {why}", spec.describe())
+        })?;
         Ok(Model {
             spec,
             vs,

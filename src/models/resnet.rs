@@ -11,6 +11,7 @@
 
 use super::layers::{global_avg_pool, BatchNorm2d, Conv2d, Linear, Scope};
 use super::spec::{scaled, Arch, ModelSpec};
+use anyhow::Result;
 use tch::nn::ModuleT;
 use tch::Tensor;
 
@@ -37,7 +38,7 @@ struct Block {
 }
 
 impl Block {
-    fn new(s: &Scope, kind: Kind, c_in: i64, planes: i64, stride: i64) -> Block {
+    fn new(s: &Scope, kind: Kind, c_in: i64, planes: i64, stride: i64) -> Result<Block> {
         let out = kind.expansion() * planes;
         // (in, out, kernel, stride, padding) of each conv, as BasicBlock/Bottleneck.
         let convs = match kind {
@@ -52,19 +53,21 @@ impl Block {
             .into_iter()
             .enumerate()
             .map(|(i, (ci, co, k, st, p))| {
-                let conv = Conv2d::new(&s.sub(format!("conv{}", i + 1)), ci, co, k, st, p, false);
-                let bn = BatchNorm2d::new(&s.sub(format!("bn{}", i + 1)), co);
-                (conv, bn)
+                let conv = Conv2d::new(&s.sub(format!("conv{}", i + 1)), ci, co, k, st, p, false)?;
+                let bn = BatchNorm2d::new(&s.sub(format!("bn{}", i + 1)), co)?;
+                Ok((conv, bn))
             })
-            .collect();
-        let shortcut = (stride != 1 || c_in != out).then(|| {
+            .collect::<Result<_>>()?;
+        let shortcut = if stride != 1 || c_in != out {
             let sc = s.sub("shortcut");
-            (
-                Conv2d::new(&sc.sub(0), c_in, out, 1, stride, 0, false),
-                BatchNorm2d::new(&sc.sub(1), out),
-            )
-        });
-        Block { layers, shortcut }
+            Some((
+                Conv2d::new(&sc.sub(0), c_in, out, 1, stride, 0, false)?,
+                BatchNorm2d::new(&sc.sub(1), out)?,
+            ))
+        } else {
+            None
+        };
+        Ok(Block { layers, shortcut })
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
@@ -93,32 +96,32 @@ pub struct ResNet {
 }
 
 impl ResNet {
-    pub fn new(s: &Scope, spec: &ModelSpec) -> ResNet {
+    pub fn new(s: &Scope, spec: &ModelSpec) -> Result<ResNet> {
         let (kind, counts) = match spec.arch {
             Arch::Resnet50 => (Kind::Bottleneck, [3, 4, 6, 3]),
             _ => (Kind::Basic, [2, 2, 2, 2]),
         };
         let (c, _, _) = spec.image();
         let mut c_in = scaled(64, spec.width);
-        let conv1 = Conv2d::new(&s.sub("conv1"), c, c_in, 3, 1, 1, false);
-        let bn1 = BatchNorm2d::new(&s.sub("bn1"), c_in);
+        let conv1 = Conv2d::new(&s.sub("conv1"), c, c_in, 3, 1, 1, false)?;
+        let bn1 = BatchNorm2d::new(&s.sub("bn1"), c_in)?;
         let mut blocks = Vec::new();
         for (stage, &count) in counts.iter().enumerate() {
             let planes = scaled(64 << stage, spec.width);
             let layer = s.sub(format!("layer{}", stage + 1));
             for i in 0..count {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                blocks.push(Block::new(&layer.sub(i), kind, c_in, planes, stride));
+                blocks.push(Block::new(&layer.sub(i), kind, c_in, planes, stride)?);
                 c_in = planes * kind.expansion();
             }
         }
-        let linear = Linear::new(&s.sub("linear"), c_in, spec.classes);
-        ResNet {
+        let linear = Linear::new(&s.sub("linear"), c_in, spec.classes)?;
+        Ok(ResNet {
             conv1,
             bn1,
             blocks,
             linear,
-        }
+        })
     }
 }
 

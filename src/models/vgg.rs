@@ -9,6 +9,7 @@
 
 use super::layers::{max_pool2, BatchNorm2d, Conv2d, Linear, Scope};
 use super::spec::{scaled, ModelSpec};
+use anyhow::Result;
 use tch::nn::ModuleT;
 use tch::Tensor;
 
@@ -30,7 +31,7 @@ pub struct Vgg {
 }
 
 impl Vgg {
-    pub fn new(s: &Scope, spec: &ModelSpec) -> Vgg {
+    pub fn new(s: &Scope, spec: &ModelSpec) -> Result<Vgg> {
         let (mut channels, _, _) = spec.image();
         let features_scope = s.sub("features");
         let mut index = 0;
@@ -41,18 +42,18 @@ impl Vgg {
                 index += 1;
             } else {
                 let out = scaled(c, spec.width);
-                let conv = Conv2d::new(&features_scope.sub(index), channels, out, 3, 1, 1, true);
-                let bn = BatchNorm2d::new(&features_scope.sub(index + 1), out);
+                let conv = Conv2d::new(&features_scope.sub(index), channels, out, 3, 1, 1, true)?;
+                let bn = BatchNorm2d::new(&features_scope.sub(index + 1), out)?;
                 features.push(Stage::Conv(conv, bn));
                 index += 3;
                 channels = out;
             }
         }
-        let classifier = Linear::new(&s.sub("classifier"), channels, spec.classes);
-        Vgg {
+        let classifier = Linear::new(&s.sub("classifier"), channels, spec.classes)?;
+        Ok(Vgg {
             features,
             classifier,
-        }
+        })
     }
 }
 
