@@ -152,10 +152,9 @@ fn the_same_seed_gives_the_same_weights_bit_for_bit() {
 }
 
 fn buffers(m: &Model) -> Vec<(String, Tensor)> {
-    let params = m.parameters();
     m.state()
         .into_iter()
-        .filter(|(_, t)| !params.iter().any(|p| p.data_ptr() == t.data_ptr()))
+        .filter(|(_, t)| !t.requires_grad())
         .map(|(n, t)| (n, t.copy()))
         .collect()
 }

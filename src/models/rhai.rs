@@ -173,15 +173,13 @@ fn ints(values: &[i64]) -> Array {
 
 /// `m.layers()`: every parameter and buffer with its shape, in state_dict order.
 fn layers(m: &Model) -> Array {
-    let trainable = m.parameters();
     m.state()
         .into_iter()
         .map(|(name, t)| {
-            let is_param = trainable.iter().any(|p| p.data_ptr() == t.data_ptr());
             let map: Map = [
                 ("name".into(), Dynamic::from(name)),
                 ("shape".into(), Dynamic::from_array(ints(&t.size()))),
-                ("trainable".into(), Dynamic::from_bool(is_param)),
+                ("trainable".into(), Dynamic::from_bool(t.requires_grad())),
             ]
             .into_iter()
             .collect();

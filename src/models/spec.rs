@@ -65,15 +65,24 @@ impl std::fmt::Display for Arch {
 pub struct ModelSpec {
     pub arch: Arch,
     /// Hidden layer widths of the mlp; empty for the conv archs.
+    #[serde(default)]
     pub hidden: Vec<i64>,
     /// Multiplier of every channel count of the conv archs (1 = the paper's); 1 for
     /// the mlp.
+    #[serde(default = "paper_width")]
     pub width: f64,
     /// Shape of one input: [channels, height, width] for the conv archs; for the mlp
     /// any shape, flattened.
     pub input_shape: Vec<i64>,
     pub classes: i64,
+    #[serde(default)]
     pub seed: i64,
+}
+
+/// The width a spec written by hand (e.g. in a PyTorch file's metadata) means
+/// when it leaves `width` out.
+fn paper_width() -> f64 {
+    1.0
 }
 
 /// A channel count scaled by `width`: round(c·width), at least 1.
@@ -253,5 +262,30 @@ impl ModelSpec {
                 self.classes
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_round_half_away_from_zero_and_keep_one_channel() {
+        assert_eq!(scaled(64, 0.25), 16);
+        assert_eq!(scaled(12, 0.125), 2); // 1.5
+        assert_eq!(scaled(12, 0.375), 5); // 4.5
+        assert_eq!(scaled(64, 0.001), 1);
+    }
+
+    #[test]
+    fn hand_written_metadata_may_leave_out_hidden_width_and_seed() {
+        let spec: ModelSpec =
+            serde_json::from_str(r#"{"arch":"resnet18","input_shape":[3,32,32],"classes":10}"#)
+                .unwrap();
+        assert_eq!(spec.arch, Arch::Resnet18);
+        assert_eq!((spec.width, spec.seed), (1.0, 0));
+        assert!(spec.hidden.is_empty());
+        let e = serde_json::from_str::<ModelSpec>(r#"{"arch":"resnet9"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `resnet9`"), "{e}");
     }
 }

@@ -25,7 +25,6 @@ impl HostTensor {
     fn new(name: &str, t: &Tensor) -> Result<HostTensor> {
         let dtype = match t.kind() {
             Kind::Float => Dtype::F32,
-            Kind::Double => Dtype::F64,
             Kind::Int64 => Dtype::I64,
             other => bail!("cannot save {name}: tensors of kind {other:?} are not supported"),
         };
