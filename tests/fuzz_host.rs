@@ -12,6 +12,7 @@ fn literal() -> impl Strategy<Value = String> {
             .prop_map(String::from),
         Just("true".to_string()),
         Just("\"mlp\"".to_string()),
+        Just("\"cnn\"".to_string()),
         Just("\"\"".to_string()),
         Just("()".to_string()),
         Just("[1, 2]".to_string()),
@@ -41,6 +42,9 @@ const KEYS: &[&str] = &[
     "hidden",
     "inputs",
     "classes",
+    "width",
+    "in_channels",
+    "input_size",
     "augment_std",
     "augment_copies",
     "out",
@@ -72,6 +76,8 @@ const CALLS: &[&str] = &[
     "let d = toy({0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model({0}, d);",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let r = random_labels(d, {0});",
+    "let m = model({0} + #{{ width: 0.1 }}); m.layers();",
+    "let m = model(#{{ arch: \"cnn\", classes: 2, width: 0.1 }}); load_model(m.save({0}));",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); train(m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); adversarial_init(m, d, {0} + #{{ epochs: 3 }});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); let r = train(m, d, #{{ epochs: 1 }}); record(r, {0});",
@@ -104,7 +110,8 @@ proptest! {
     fn wrong_argument_types_never_panic(
         f in prop::sample::select(vec!["toy", "model", "train", "adversarial_init", "random_labels",
                                        "record", "evaluate", "boundary_distance", "distance",
-                                       "plot_boundaries", "param", "run_dir"]),
+                                       "plot_boundaries", "param", "run_dir", "load_model",
+                                       "save", "layers", "copy", "params"]),
         args in prop::collection::vec(literal(), 0..4),
     ) {
         assert_positioned(&format!("{f}({});", args.join(", ")));

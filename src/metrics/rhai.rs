@@ -15,17 +15,7 @@ fn map(pairs: &[(&str, f64)]) -> Map {
 }
 
 fn check_fits(m: &ModelRef, d: &Data) -> ScriptResult<()> {
-    if m.spec.inputs != d.input_size() || m.spec.classes != d.num_classes() {
-        return Err(script_error(format!(
-            "the model ({} inputs, {} classes) does not fit {} ({} inputs, {} classes)",
-            m.spec.inputs,
-            m.spec.classes,
-            d.name,
-            d.input_size(),
-            d.num_classes()
-        )));
-    }
-    Ok(())
+    m.spec.check_fits(d).or_script()
 }
 
 pub fn register(engine: &mut Engine) {
@@ -52,11 +42,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn(
         "distance",
         |a: ModelRef, b: ModelRef| -> ScriptResult<f64> {
-            if a.spec.arch != b.spec.arch
-                || a.spec.hidden != b.spec.hidden
-                || a.spec.inputs != b.spec.inputs
-                || a.spec.classes != b.spec.classes
-            {
+            if !a.spec.same_architecture(&b.spec) {
                 return Err(script_error(format!(
                     "distance needs two models of one architecture, found {} and {}",
                     a.summary(),

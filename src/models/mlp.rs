@@ -3,27 +3,28 @@
 //! `self.layers = nn.Sequential(Linear, ReLU, Linear, ReLU, ..., Linear)`:
 //! `layers.0.weight`, `layers.2.weight`, ...
 
-use super::init;
-use tch::nn::{self, Module, ModuleT};
+use super::layers::{Linear, Scope};
+use anyhow::Result;
+use tch::nn::ModuleT;
 use tch::Tensor;
 
 #[derive(Debug)]
 pub struct Mlp {
-    layers: Vec<nn::Linear>,
+    layers: Vec<Linear>,
 }
 
 impl Mlp {
-    pub fn new(path: &nn::Path, inputs: i64, hidden: &[i64], classes: i64) -> Mlp {
-        let layers_path = path / "layers";
+    pub fn new(s: &Scope, inputs: i64, hidden: &[i64], classes: i64) -> Result<Mlp> {
+        let layers_scope = s.sub("layers");
         let mut sizes = vec![inputs];
         sizes.extend_from_slice(hidden);
         sizes.push(classes);
         let layers = sizes
             .windows(2)
             .enumerate()
-            .map(|(i, w)| init::linear(&(&layers_path / (2 * i)), w[0], w[1]))
-            .collect();
-        Mlp { layers }
+            .map(|(i, w)| Linear::new(&layers_scope.sub(2 * i), w[0], w[1]))
+            .collect::<Result<_>>()?;
+        Ok(Mlp { layers })
     }
 }
 

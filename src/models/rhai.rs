@@ -1,14 +1,21 @@
-//! Script bindings for models: `model(spec[, data[, extra]])` and the `Model` type.
+//! Script bindings for models: `model(spec[, data[, extra]])`, `load_model(path)`
+//! and the `Model` type.
 
-use super::{Model, ModelSpec, ARCHS};
+use super::{Arch, Model, ModelSpec, ARCHS};
 use crate::data::rhai::Data;
 use crate::host::config::{Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
-use rhai::{Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Engine, Map};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 pub type ModelRef = Rc<Model>;
+
+const SIZE: Rule = Rule::Int {
+    min: 1,
+    max: 1 << 20,
+};
 
 pub const MODEL: Spec = Spec {
     what: "model spec",
@@ -18,6 +25,37 @@ pub const MODEL: Spec = Spec {
             rule: Rule::Str { choices: ARCHS },
             default: D::Required,
             help: "architecture",
+        },
+        Key {
+            name: "classes",
+            rule: Rule::Int {
+                min: 2,
+                max: i64::MAX,
+            },
+            default: D::Absent,
+            help: "number of classes; taken from the data set when one is given",
+        },
+        Key {
+            name: "in_channels",
+            rule: SIZE,
+            default: D::Absent,
+            help: "input channels of the conv archs; from the data set, else 3",
+        },
+        Key {
+            name: "input_size",
+            rule: SIZE,
+            default: D::Absent,
+            help: "input height = width of the conv archs; from the data set, else 32",
+        },
+        Key {
+            name: "width",
+            rule: Rule::Float {
+                min: 0.0,
+                max: 64.0,
+                min_open: true,
+            },
+            default: D::Float(1.0),
+            help: "multiplier of every channel count of the conv archs (1 = the paper's)",
         },
         Key {
             name: "hidden",
@@ -32,16 +70,7 @@ pub const MODEL: Spec = Spec {
                 max: i64::MAX,
             },
             default: D::Absent,
-            help: "input size; taken from the data set when one is given",
-        },
-        Key {
-            name: "classes",
-            rule: Rule::Int {
-                min: 2,
-                max: i64::MAX,
-            },
-            default: D::Absent,
-            help: "number of classes; taken from the data set when one is given",
+            help: "input size of the mlp; taken from the data set when one is given",
         },
         Key {
             name: "seed",
@@ -55,68 +84,155 @@ pub const MODEL: Spec = Spec {
     ],
 };
 
+/// Keys that only one kind of architecture takes, and what to use instead.
+const MLP_ONLY: &[(&str, &str)] = &[
+    ("hidden", "conv archs are sized by `width`"),
+    (
+        "inputs",
+        "conv archs take `in_channels` and `input_size`, or the data set's image shape",
+    ),
+];
+const CONV_ONLY: &[(&str, &str)] = &[
+    ("width", "the mlp is sized by `hidden`"),
+    ("in_channels", "the mlp takes `inputs` (values per example)"),
+    ("input_size", "the mlp takes `inputs` (values per example)"),
+];
+
 /// Builds a spec from a map; sizes the map leaves out come from `data`.
 pub fn spec_from_map(map: &Map, data: Option<&Data>) -> ScriptResult<ModelSpec> {
     let c = MODEL.read(map).or_script()?;
+    let arch = Arch::parse(c.str("arch")).or_script()?;
+    let (refused, kind) = if arch.is_conv() {
+        (MLP_ONLY, "the mlp")
+    } else {
+        (CONV_ONLY, "the conv archs")
+    };
+    for (key, instead) in refused {
+        if map.contains_key(*key) {
+            return Err(script_error(format!(
+                "model spec: `{key}` applies to {kind}, not {arch}; {instead}"
+            )));
+        }
+    }
+    let given = |key: &str| c.get(key).as_f64().map(|v| v as i64);
     let size = |key: &str, from_data: Option<i64>| -> ScriptResult<i64> {
-        match (c.get(key).as_f64(), from_data) {
-            (Some(given), Some(found)) if given as i64 != found => Err(script_error(format!(
+        match (given(key), from_data) {
+            (Some(given), Some(found)) if given != found => Err(script_error(format!(
                 "model spec: `{key}` = {given} but the data set has {found}"
             ))),
-            (Some(given), _) => Ok(given as i64),
+            (Some(given), _) => Ok(given),
             (None, Some(found)) => Ok(found),
             (None, None) => Err(script_error(format!(
                 "model spec: `{key}` is needed when no data set is given (model(spec, data) takes it from the data)"
             ))),
         }
     };
+    let classes = size("classes", data.map(|d| d.num_classes()))?;
+    let input_shape = match (arch.is_conv(), data) {
+        (false, Some(d)) => {
+            size("inputs", Some(d.input_size()))?;
+            d.input_shape()
+        }
+        (false, None) => vec![size("inputs", None)?],
+        (true, None) => {
+            let side = given("input_size").unwrap_or(32);
+            vec![given("in_channels").unwrap_or(3), side, side]
+        }
+        (true, Some(d)) => {
+            let shape = d.input_shape();
+            if let [channels, h, w] = shape[..] {
+                size("in_channels", Some(channels))?;
+                if let Some(side) = given("input_size") {
+                    if side != h || side != w {
+                        return Err(script_error(format!(
+                            "model spec: `input_size` = {side} but the data set's images are {h}x{w}"
+                        )));
+                    }
+                }
+            }
+            shape
+        }
+    };
     Ok(ModelSpec {
-        arch: c.str("arch").to_string(),
-        hidden: c.ints("hidden"),
-        inputs: size("inputs", data.map(|d| d.input_size()))?,
-        classes: size("classes", data.map(|d| d.num_classes()))?,
+        arch,
+        hidden: if arch.is_conv() {
+            Vec::new()
+        } else {
+            c.ints("hidden")
+        },
+        width: if arch.is_conv() { c.f64("width") } else { 1.0 },
+        input_shape,
+        classes,
         seed: c.i64("seed"),
     })
+}
+
+fn ints(values: &[i64]) -> Array {
+    values.iter().map(|v| Dynamic::from_int(*v)).collect()
+}
+
+/// `m.layers()`: every parameter and buffer with its shape, in state_dict order.
+fn layers(m: &Model) -> Array {
+    m.state()
+        .into_iter()
+        .map(|(name, t)| {
+            let map: Map = [
+                ("name".into(), Dynamic::from(name)),
+                ("shape".into(), Dynamic::from_array(ints(&t.size()))),
+                ("trainable".into(), Dynamic::from_bool(t.requires_grad())),
+            ]
+            .into_iter()
+            .collect();
+            Dynamic::from_map(map)
+        })
+        .collect()
+}
+
+fn build(session: &Session, spec: &Map, data: Option<&Data>) -> ScriptResult<ModelRef> {
+    let spec = spec_from_map(spec, data)?;
+    Ok(Rc::new(Model::new(spec, session.device()).or_script()?))
 }
 
 pub fn register(engine: &mut Engine, session: &Rc<Session>) {
     engine.register_type_with_name::<ModelRef>("Model");
     let s = session.clone();
-    engine.register_fn("model", move |spec: Map| -> ScriptResult<ModelRef> {
-        let spec = spec_from_map(&spec, None)?;
-        Ok(Rc::new(Model::new(spec, s.device()).or_script()?))
+    engine.register_fn("model", move |spec: Map| build(&s, &spec, None));
+    let s = session.clone();
+    engine.register_fn("model", move |spec: Map, data: Data| {
+        build(&s, &spec, Some(&data))
+    });
+    let s = session.clone();
+    engine.register_fn("model", move |spec: Map, data: Data, extra: Map| {
+        let mut merged = spec;
+        merged.extend(extra);
+        build(&s, &merged, Some(&data))
+    });
+    let s = session.clone();
+    engine.register_fn("load_model", move |path: &str| -> ScriptResult<ModelRef> {
+        Ok(Rc::new(
+            Model::load(&PathBuf::from(path), s.device()).or_script()?,
+        ))
     });
     let s = session.clone();
     engine.register_fn(
-        "model",
-        move |spec: Map, data: Data| -> ScriptResult<ModelRef> {
-            let spec = spec_from_map(&spec, Some(&data))?;
-            Ok(Rc::new(Model::new(spec, s.device()).or_script()?))
-        },
-    );
-    let s = session.clone();
-    engine.register_fn(
-        "model",
-        move |spec: Map, data: Data, extra: Map| -> ScriptResult<ModelRef> {
-            let mut merged = spec;
-            merged.extend(extra);
-            let spec = spec_from_map(&merged, Some(&data))?;
-            Ok(Rc::new(Model::new(spec, s.device()).or_script()?))
+        "save",
+        move |m: &mut ModelRef, path: &str| -> ScriptResult<String> {
+            let path = s.with_run_dir(|d| Ok(d.resolve(path))).or_script()?;
+            m.save(&path).or_script()?;
+            Ok(path.display().to_string())
         },
     );
     engine.register_fn("copy", |m: &mut ModelRef| -> ScriptResult<ModelRef> {
         Ok(Rc::new(m.copy().or_script()?))
     });
     engine.register_fn("params", |m: &mut ModelRef| m.num_parameters());
-    engine.register_get("arch", |m: &mut ModelRef| m.spec.arch.clone());
+    engine.register_fn("layers", |m: &mut ModelRef| layers(m));
+    engine.register_get("arch", |m: &mut ModelRef| m.spec.arch.to_string());
     engine.register_get("seed", |m: &mut ModelRef| m.spec.seed);
-    engine.register_get("hidden", |m: &mut ModelRef| -> rhai::Array {
-        m.spec
-            .hidden
-            .iter()
-            .map(|h| Dynamic::from_int(*h))
-            .collect()
-    });
+    engine.register_get("classes", |m: &mut ModelRef| m.spec.classes);
+    engine.register_get("width", |m: &mut ModelRef| m.spec.width);
+    engine.register_get("hidden", |m: &mut ModelRef| ints(&m.spec.hidden));
+    engine.register_get("input_shape", |m: &mut ModelRef| ints(&m.spec.input_shape));
     engine.register_fn("to_string", |m: &mut ModelRef| m.summary());
     engine.register_fn("to_debug", |m: &mut ModelRef| m.summary());
 }

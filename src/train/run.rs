@@ -159,22 +159,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             data.device()
         );
     }
-    if init.spec.classes != data.num_classes() {
-        bail!(
-            "the model has {} output classes but the data set {} has {}",
-            init.spec.classes,
-            data.name,
-            data.num_classes()
-        );
-    }
-    if init.spec.inputs != data.input_size() {
-        bail!(
-            "the model takes {} inputs but {} examples have {} values",
-            init.spec.inputs,
-            data.name,
-            data.input_size()
-        );
-    }
+    init.spec.check_fits(data)?;
     let model = init.copy()?;
     let mut params = model.parameters();
     let start_weights: Vec<Tensor> = params.iter().map(|p| p.detach().copy()).collect();

@@ -1,0 +1,49 @@
+//! A small convolutional network for quick CPU runs (minima's own, not from the
+//! paper): two 3x3 conv (with bias) + ReLU + 2x2 max-pool stages of 32 and 64
+//! channels, then a 128-unit hidden linear layer. Names match a PyTorch module with
+//! `features = nn.Sequential(Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, MaxPool2d)` and
+//! `classifier = nn.Sequential(Linear, ReLU, Linear)` applied to the flattened
+//! features: `features.0.weight`, `features.3.weight`, `classifier.0.weight`,
+//! `classifier.2.weight`.
+
+use super::layers::{max_pool2, Conv2d, Linear, Scope};
+use super::spec::{scaled, ModelSpec};
+use anyhow::Result;
+use tch::nn::ModuleT;
+use tch::Tensor;
+
+#[derive(Debug)]
+pub struct Cnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Cnn {
+    pub fn new(s: &Scope, spec: &ModelSpec) -> Result<Cnn> {
+        let (c, h, w) = spec.image();
+        let (c1, c2, hidden) = (
+            scaled(32, spec.width),
+            scaled(64, spec.width),
+            scaled(128, spec.width),
+        );
+        let features = s.sub("features");
+        let classifier = s.sub("classifier");
+        Ok(Cnn {
+            conv1: Conv2d::new(&features.sub(0), c, c1, 3, 1, 1, true)?,
+            conv2: Conv2d::new(&features.sub(3), c1, c2, 3, 1, 1, true)?,
+            fc1: Linear::new(&classifier.sub(0), c2 * (h / 4) * (w / 4), hidden)?,
+            fc2: Linear::new(&classifier.sub(2), hidden, spec.classes)?,
+        })
+    }
+}
+
+impl ModuleT for Cnn {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let h = max_pool2(&self.conv1.forward(xs).relu());
+        let h = max_pool2(&self.conv2.forward(&h).relu());
+        let h = self.fc1.forward(&h.flatten(1, -1)).relu();
+        self.fc2.forward(&h)
+    }
+}

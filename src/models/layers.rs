@@ -1,0 +1,238 @@
+//! The layers the architectures are made of, built as PyTorch builds them: same
+//! parameter and buffer names, same initial values, same draw order, same forward.
+//!
+//! A [`Scope`] is a tch `Path` that also records the order in which tensors are
+//! registered. Building modules in the order their PyTorch `__init__` does makes
+//! that order PyTorch's `state_dict()` order (parameters, then buffers, module by
+//! module), which `m.layers()` and saved files follow.
+
+use super::init;
+use anyhow::Result;
+use std::cell::RefCell;
+use tch::nn::{self, Init};
+use tch::{Kind, Tensor};
+
+#[derive(Clone)]
+pub struct Scope<'a> {
+    path: nn::Path<'a>,
+    names: &'a RefCell<Vec<String>>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(path: nn::Path<'a>, names: &'a RefCell<Vec<String>>) -> Scope<'a> {
+        Scope { path, names }
+    }
+
+    pub fn sub(&self, name: impl ToString) -> Scope<'a> {
+        Scope {
+            path: self.path.sub(name),
+            names: self.names,
+        }
+    }
+
+    /// Fallible, like every constructor here: a model too large for memory is an
+    /// error for the script, not a panic.
+    fn param(&self, name: &str, dims: &[i64], init: Init) -> Result<Tensor> {
+        self.names.borrow_mut().push(self.path.path(name));
+        Ok(self.path.f_var(name, dims, init)?)
+    }
+
+    fn buffer(&self, name: &str, tensor: Result<Tensor, tch::TchError>) -> Result<Tensor> {
+        self.names.borrow_mut().push(self.path.path(name));
+        Ok(self.path.add(name, tensor?, false))
+    }
+}
+
+/// torch.nn.Conv2d (square kernel, dilation 1, groups 1) with reset_parameters'
+/// initialisation: weight drawn before bias.
+#[derive(Debug)]
+pub struct Conv2d {
+    pub weight: Tensor,
+    bias: Option<Tensor>,
+    stride: i64,
+    padding: i64,
+}
+
+impl Conv2d {
+    pub fn new(
+        s: &Scope,
+        c_in: i64,
+        c_out: i64,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        bias: bool,
+    ) -> Result<Conv2d> {
+        let fan_in = c_in * kernel * kernel;
+        let weight = s.param(
+            "weight",
+            &[c_out, c_in, kernel, kernel],
+            init::kaiming_uniform(fan_in),
+        )?;
+        let bias = match bias {
+            true => Some(s.param("bias", &[c_out], init::bias_uniform(fan_in))?),
+            false => None,
+        };
+        Ok(Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.conv2d(
+            &self.weight,
+            self.bias.as_ref(),
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            1,
+        )
+    }
+}
+
+/// torch.nn.Linear with reset_parameters' initialisation; forward is F.linear.
+#[derive(Debug)]
+pub struct Linear {
+    weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(s: &Scope, in_dim: i64, out_dim: i64) -> Result<Linear> {
+        let weight = s.param("weight", &[out_dim, in_dim], init::kaiming_uniform(in_dim))?;
+        let bias = s.param("bias", &[out_dim], init::bias_uniform(in_dim))?;
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.linear(&self.weight, Some(&self.bias))
+    }
+}
+
+/// torch.nn.BatchNorm2d with its defaults: eps 1e-5, momentum 0.1, affine, tracked
+/// running statistics. Weight 1, bias 0, running mean 0, running variance 1 (tch's
+/// batch_norm2d draws the weight from U(0, 1) and keeps no `num_batches_tracked`,
+/// hence this type). In training mode the batch statistics normalise and the
+/// running statistics move by momentum (the variance's unbiased estimate, as
+/// PyTorch); in eval mode the running statistics normalise and nothing changes.
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    num_batches_tracked: Tensor,
+}
+
+impl BatchNorm2d {
+    pub const MOMENTUM: f64 = 0.1;
+    pub const EPS: f64 = 1e-5;
+
+    pub fn new(s: &Scope, channels: i64) -> Result<BatchNorm2d> {
+        let device = s.path.device();
+        Ok(BatchNorm2d {
+            weight: s.param("weight", &[channels], Init::Const(1.0))?,
+            bias: s.param("bias", &[channels], Init::Const(0.0))?,
+            running_mean: s.buffer(
+                "running_mean",
+                Tensor::f_zeros([channels], (Kind::Float, device)),
+            )?,
+            running_var: s.buffer(
+                "running_var",
+                Tensor::f_ones([channels], (Kind::Float, device)),
+            )?,
+            num_batches_tracked: s.buffer(
+                "num_batches_tracked",
+                Tensor::f_zeros([], (Kind::Int64, device)),
+            )?,
+        })
+    }
+
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if train {
+            // The buffer is shared with the var store; this updates it in place.
+            let mut count = self.num_batches_tracked.shallow_clone();
+            tch::no_grad(|| count += 1);
+        }
+        Tensor::batch_norm(
+            xs,
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            Self::MOMENTUM,
+            Self::EPS,
+            true,
+        )
+    }
+}
+
+/// torch.nn.MaxPool2d(2) / F.max_pool2d(x, 2).
+pub fn max_pool2(xs: &Tensor) -> Tensor {
+    xs.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
+}
+
+/// F.avg_pool2d(x, 2) with its defaults (ceil_mode False, count_include_pad True).
+pub fn avg_pool2(xs: &Tensor) -> Tensor {
+    xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)
+}
+
+/// Global average pooling to one value per channel, flattened: F.adaptive_avg_pool2d
+/// (x, 1).flatten(1).
+pub fn global_avg_pool(xs: &Tensor) -> Tensor {
+    xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        (a - b).abs().max().double_value(&[]) < 1e-5
+    }
+
+    #[test]
+    fn batch_norm_follows_pytorch_in_train_and_eval_mode() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let names = RefCell::new(Vec::new());
+        let bn = BatchNorm2d::new(&Scope::new(vs.root(), &names), 3).unwrap();
+        assert_eq!(
+            *names.borrow(),
+            [
+                "weight",
+                "bias",
+                "running_mean",
+                "running_var",
+                "num_batches_tracked"
+            ]
+        );
+        let x = crate::rng::seeded(1, || {
+            Tensor::randn([4, 3, 5, 5], (Kind::Float, Device::Cpu)) * 3.0 + 1.0
+        });
+        let dims: &[i64] = &[0, 2, 3];
+        let mean = x.mean_dim(dims, true, Kind::Float);
+        let biased = x.var_correction(dims, 0, true);
+        let unbiased = x.var_correction(dims, 1, false);
+
+        // Training: batch statistics normalise (biased variance); the running
+        // statistics move by momentum 0.1 towards the mean and unbiased variance.
+        let y = bn.forward_t(&x, true);
+        assert!(close(&y, &((&x - &mean) / (&biased + 1e-5).sqrt())));
+        assert!(close(&bn.running_mean, &(mean.flatten(0, -1) * 0.1)));
+        assert!(close(&bn.running_var, &(unbiased * 0.1 + 0.9)));
+        assert_eq!(bn.num_batches_tracked.int64_value(&[]), 1);
+
+        // Eval: the running statistics normalise and stay as they are.
+        let (rm, rv) = (bn.running_mean.copy(), bn.running_var.copy());
+        let y = bn.forward_t(&x, false);
+        let expected = (&x - rm.view([1, 3, 1, 1])) / (rv.view([1, 3, 1, 1]) + 1e-5).sqrt();
+        assert!(close(&y, &expected));
+        assert!(bn.running_mean.equal(&rm) && bn.running_var.equal(&rv));
+        assert_eq!(bn.num_batches_tracked.int64_value(&[]), 1);
+    }
+}
