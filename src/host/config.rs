@@ -30,6 +30,9 @@ pub enum Rule {
     Ints {
         min: i64,
     },
+    /// Checked by the given function, which returns the value for result columns
+    /// or a message naming what is wrong.
+    Custom(fn(&Dynamic) -> Result<Value, String>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -249,6 +252,7 @@ fn check(what: &str, key: &Key, v: &Dynamic) -> Result<Value, String> {
             }
             Ok(Value::Str(s))
         }
+        Rule::Custom(read) => read(v),
         Rule::Ints { min } => {
             let arr = v
                 .as_array_ref()

@@ -3,8 +3,12 @@
 //! Defaults are vanilla SGD with the paper's batch size and initial learning rate;
 //! momentum, weight decay (L2) and augmentation are switched on explicitly.
 
+use super::schedule::{self, Schedule};
 use super::sgd::SgdOptions;
 use crate::host::config::{Config, Default as D, Key, Rule, Spec};
+use crate::results::Value;
+use anyhow::{bail, Result};
+use rhai::{Dynamic, Map};
 
 const NONNEG: Rule = Rule::Float {
     min: 0.0,
@@ -21,6 +25,13 @@ const POSITIVE_INT: Rule = Rule::Int {
     max: i64::MAX,
 };
 
+fn lr_value(v: &Dynamic) -> Result<Value, String> {
+    Ok(match schedule::parse(v)? {
+        Schedule::Constant(lr) => Value::Float(lr),
+        other => Value::Str(other.to_string()),
+    })
+}
+
 pub const TRAIN: Spec = Spec {
     what: "train config",
     keys: &[
@@ -28,7 +39,7 @@ pub const TRAIN: Spec = Spec {
             name: "epochs",
             rule: POSITIVE_INT,
             default: D::Int(350),
-            help: "epochs to run at most",
+            help: "epochs to run (the schedule's length)",
         },
         Key {
             name: "batch_size",
@@ -38,13 +49,9 @@ pub const TRAIN: Spec = Spec {
         },
         Key {
             name: "lr",
-            rule: Rule::Float {
-                min: 0.0,
-                max: f64::INFINITY,
-                min_open: true,
-            },
+            rule: Rule::Custom(lr_value),
             default: D::Float(0.1),
-            help: "learning rate",
+            help: "learning rate: a number or a schedule map (piecewise, step, cosine)",
         },
         Key {
             name: "momentum",
@@ -101,15 +108,88 @@ pub const TRAIN: Spec = Spec {
             default: D::Int(1),
             help: "epochs between checks of stop_at_train_acc",
         },
+        Key {
+            name: "max_epochs",
+            rule: POSITIVE_INT,
+            default: D::Absent,
+            help: "with stop_at_train_acc: keep going past `epochs` (at the last lr) up to this",
+        },
+        Key {
+            name: "eval_every",
+            rule: POSITIVE_INT,
+            default: D::Int(1),
+            help: "epochs between evaluations on the clean train and test splits",
+        },
+        Key {
+            name: "precision",
+            rule: Rule::Str {
+                choices: &["fp32", "bf16"],
+            },
+            default: D::Str("fp32"),
+            help: "bf16 autocast (CUDA only) or plain fp32",
+        },
     ],
 };
 
-pub fn sgd_options(c: &Config) -> SgdOptions {
-    SgdOptions {
-        lr: c.f64("lr"),
-        momentum: c.f64("momentum"),
-        dampening: c.f64("dampening"),
-        weight_decay: c.f64("weight_decay"),
-        nesterov: c.bool("nesterov"),
+/// A validated train config with its typed parts.
+pub struct Settings {
+    pub config: Config,
+    pub schedule: Schedule,
+    pub sgd: SgdOptions,
+    /// Epochs the loop may run: `epochs`, or `max_epochs` when a target is set.
+    pub limit: i64,
+}
+
+impl Settings {
+    pub fn read(map: &Map) -> Result<Settings, String> {
+        let config = TRAIN.read(map)?;
+        let schedule = map
+            .get("lr")
+            .map_or(Ok(Schedule::Constant(0.1)), schedule::parse)?;
+        let epochs = config.i64("epochs");
+        let target = config.opt_f64("stop_at_train_acc");
+        let max = config.get("max_epochs").as_f64().map(|m| m as i64);
+        let limit = match (target, max) {
+            (_, Some(m)) if m < epochs => {
+                return Err(format!(
+                    "train config: `max_epochs` = {m} is below `epochs` = {epochs}"
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "train config: `max_epochs` only applies with `stop_at_train_acc`".into(),
+                )
+            }
+            (Some(_), Some(m)) => m,
+            _ => epochs,
+        };
+        let sgd = SgdOptions {
+            lr: schedule.at(1, epochs),
+            momentum: config.f64("momentum"),
+            dampening: config.f64("dampening"),
+            weight_decay: config.f64("weight_decay"),
+            nesterov: config.bool("nesterov"),
+        };
+        Ok(Settings {
+            config,
+            schedule,
+            sgd,
+            limit,
+        })
+    }
+
+    pub fn lr_at(&self, epoch: i64) -> f64 {
+        self.schedule.at(epoch, self.config.i64("epochs"))
+    }
+
+    /// bf16 autocast, refused where it is not available.
+    pub fn autocast(&self, device: tch::Device) -> Result<bool> {
+        let bf16 = self.config.str("precision") == "bf16";
+        if bf16 && !device.is_cuda() {
+            bail!(
+                "train config: `precision: \"bf16\"` needs a CUDA device; this run is on the CPU"
+            );
+        }
+        Ok(bf16)
     }
 }

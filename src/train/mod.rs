@@ -5,6 +5,7 @@ pub mod config;
 pub mod progress;
 pub mod rhai;
 pub mod run;
+pub mod schedule;
 pub mod sgd;
 
 pub use run::{train, Run, Status, TrainRequest};

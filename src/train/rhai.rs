@@ -1,6 +1,6 @@
 //! Script bindings for training: `train`, `adversarial_init` and the `Run` type.
 
-use super::config::TRAIN;
+use super::config::{Settings, TRAIN};
 use super::run::{train, Run, TrainRequest};
 use crate::data::rhai::{random_labels_from_map, Data, RANDOM_LABELS};
 use crate::host::config::check_keys;
@@ -21,11 +21,11 @@ fn run_training(
     config: &Map,
     kind: &str,
 ) -> ScriptResult<RunRef> {
-    let config = TRAIN.read(config).or_script()?;
+    let settings = Settings::read(config).or_script()?;
     let run = train(TrainRequest {
         init: model,
         data,
-        config,
+        settings,
         kind,
         index: session.take_run_index(),
         quiet: session.quiet(),
@@ -85,8 +85,9 @@ pub fn to_dynamic(v: Value) -> Dynamic {
     }
 }
 
-fn last_metric(run: &Run, f: impl Fn(&super::run::Epoch) -> f64) -> f64 {
-    run.last().map_or(f64::NAN, f)
+/// The metric at the last epoch that has it (evaluation may skip epochs).
+fn last_metric(run: &Run, f: impl Fn(&super::run::Epoch) -> Option<f64>) -> f64 {
+    run.history.iter().rev().find_map(f).unwrap_or(f64::NAN)
 }
 
 pub fn register(engine: &mut Engine, session: &Rc<Session>) {
@@ -119,17 +120,19 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
     engine.register_get("status", |r: &mut RunRef| r.status.as_str().to_string());
     engine.register_get("epochs", |r: &mut RunRef| r.history.len() as i64);
     engine.register_get("train_acc", |r: &mut RunRef| {
-        last_metric(r, |e| e.train.acc)
+        last_metric(r, |e| e.train.map(|s| s.acc))
     });
-    engine.register_get("test_acc", |r: &mut RunRef| last_metric(r, |e| e.test.acc));
+    engine.register_get("test_acc", |r: &mut RunRef| {
+        last_metric(r, |e| e.test.map(|s| s.acc))
+    });
     engine.register_get("train_loss", |r: &mut RunRef| {
-        last_metric(r, |e| e.train.loss)
+        last_metric(r, |e| e.train.map(|s| s.loss))
     });
     engine.register_get("test_loss", |r: &mut RunRef| {
-        last_metric(r, |e| e.test.loss)
+        last_metric(r, |e| e.test.map(|s| s.loss))
     });
     engine.register_get("distance_from_init", |r: &mut RunRef| {
-        last_metric(r, |e| e.distance_from_init)
+        last_metric(r, |e| Some(e.distance_from_init))
     });
     engine.register_get("history", |r: &mut RunRef| history(r));
     engine.register_fn("to_string", |r: &mut RunRef| r.summary());
