@@ -18,6 +18,9 @@ pub fn stdlib_dir() -> PathBuf {
 pub fn build(session: &Rc<Session>) -> Engine {
     let mut engine = Engine::new();
     engine.set_fail_on_invalid_map_property(true);
+    // Rhai's defaults differ between debug and release builds (32/16 vs 64/32) and
+    // refuse ordinary nested config maps inside functions; one limit for both.
+    engine.set_max_expr_depths(128, 128);
     engine.set_module_resolver(FileModuleResolver::new_with_path(stdlib_dir()));
     // Polled between statements, so Ctrl-C also stops long pure-script loops.
     engine.on_progress(|_| interrupt::requested().then(|| Dynamic::from(interrupt::MESSAGE)));

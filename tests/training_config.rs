@@ -1,0 +1,201 @@
+//! Train config features: schedules, evaluation cadence, presets, divergence,
+//! progress output and bad input.
+
+mod common;
+use common::{host_in, minima, run_text, text};
+use rhai::{Array, Map};
+
+fn eval<T: Clone + 'static>(script: &str) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_in(dir.path(), &[]);
+    host.engine
+        .eval::<T>(script)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+const TOY: &str = "let d = toy(#{ n_train: 10, n_test: 10 });\nlet m = model(#{ arch: \"mlp\", hidden: [8] }, d);\n";
+
+fn column(history: &Array, key: &str) -> Vec<String> {
+    history
+        .iter()
+        .map(|row| row.read_lock::<Map>().unwrap()[key].to_string())
+        .collect()
+}
+
+#[test]
+fn the_schedule_sets_each_epochs_lr_and_eval_every_skips_epochs() {
+    let h: Array = eval(&format!(
+        "{TOY}train(m, d, #{{ epochs: 5, batch_size: 5, eval_every: 2,
+            lr: #{{ schedule: \"piecewise\", values: [0.1, 0.01], starts: [1, 3] }} }}).history"
+    ));
+    assert_eq!(
+        column(&h, "epoch_lr"),
+        ["0.1", "0.1", "0.01", "0.01", "0.01"]
+    );
+    // Evaluated on epochs 2 and 4 and on the last one; null elsewhere.
+    let present = |key: &str| -> Vec<bool> {
+        h.iter()
+            .map(|row| !row.read_lock::<Map>().unwrap()[key].is_unit())
+            .collect()
+    };
+    assert_eq!(present("train_acc"), [false, true, false, true, true]);
+    assert_eq!(present("test_loss"), [false, true, false, true, true]);
+    assert!(present("batch_acc").iter().all(|&p| p));
+}
+
+#[test]
+fn max_epochs_extends_a_run_that_has_not_reached_its_target() {
+    let m: Map = eval(&format!(
+        "{TOY}let r = train(m, random_labels(d), #{{ epochs: 2, max_epochs: 4, batch_size: 5, lr: 0.001, stop_at_train_acc: 1.0 }});
+         #{{ n: r.epochs, status: r.status, last_lr: r.history[-1].epoch_lr }}"
+    ));
+    assert_eq!(m["n"].as_int().unwrap(), 4);
+    assert_eq!(m["status"].to_string(), "target_not_reached");
+    assert_eq!(m["last_lr"].as_float().unwrap(), 0.001);
+}
+
+#[test]
+fn a_diverging_run_is_marked_and_the_script_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_in(dir.path(), &[]);
+    let status: String = host
+        .engine
+        .eval(&format!(
+            "{TOY}let r = train(m, d, #{{ epochs: 50, batch_size: 5, lr: 1e12 }});\nrecord(r);\nr.status"
+        ))
+        .unwrap();
+    assert_eq!(status, "diverged");
+    let summary =
+        minima::results::frame::read_parquet(&dir.path().join("summary.parquet")).unwrap();
+    assert_eq!(
+        summary.column("status").unwrap().str().unwrap().get(0),
+        Some("diverged")
+    );
+    let epochs = summary
+        .column("epochs_run")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!(
+        epochs < 50,
+        "stopped at the first non-finite epoch, ran {epochs}"
+    );
+}
+
+#[test]
+fn presets_hold_the_papers_settings() {
+    let mixes: Array = eval("import \"paper\" as p; p::mixes(toy())");
+    let names: Vec<String> = mixes
+        .iter()
+        .map(|m| m.read_lock::<Map>().unwrap()["name"].to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Vanilla SGD",
+            "DA",
+            "L2",
+            "Momentum",
+            "DA+L2",
+            "DA+Momentum",
+            "L2+Momentum",
+            "DA+L2+Momentum (SOTA)"
+        ]
+    );
+    let setting = |i: usize| {
+        let m = mixes[i].read_lock::<Map>().unwrap()["train"]
+            .read_lock::<Map>()
+            .unwrap()
+            .clone();
+        (
+            m["augment"].as_bool().unwrap(),
+            m["weight_decay"].as_float().unwrap(),
+            m["momentum"].as_float().unwrap(),
+        )
+    };
+    assert_eq!(setting(0), (false, 0.0, 0.0));
+    assert_eq!(setting(1), (true, 0.0, 0.0));
+    assert_eq!(setting(2), (false, 5e-4, 0.0));
+    assert_eq!(setting(3), (false, 0.0, 0.9));
+    assert_eq!(setting(6), (false, 5e-4, 0.9));
+    assert_eq!(setting(7), (true, 5e-4, 0.9));
+    // Every mix is a valid train config: all 8 train, and the SOTA one augments.
+    let n: i64 = eval(&format!(
+        "import \"paper\" as p;\n{TOY}let n = 0;\nfor mix in p::mixes(d) {{ train(m, d, mix.train + #{{ epochs: 1, batch_size: 10 }}); n += 1; }}\nn"
+    ));
+    assert_eq!(n, 8);
+    let lr: Map = eval("import \"paper\" as p; p::lr(toy())");
+    assert_eq!(
+        lr["starts"]
+            .clone()
+            .into_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_int().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 151, 251]
+    );
+    let wd: f64 = eval("import \"paper\" as p; p::sota(toy()).weight_decay");
+    assert_eq!(wd, 5e-4);
+}
+
+#[test]
+fn bad_train_configs_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = |cfg: &str| run_text(dir.path(), &format!("{TOY}train(m, d, {cfg});")).unwrap_err();
+    let e = err("#{ lr: #{ schedule: \"piecewise\", values: [0.1, 0.01], starts: [1, 1] } }");
+    assert!(
+        e.contains("`starts` must increase") && e.contains("test.rhai:3:1"),
+        "{e}"
+    );
+    let e = err("#{ batch_size: 0 }");
+    assert!(
+        e.contains("`batch_size` = 0 is out of range: must be at least 1"),
+        "{e}"
+    );
+    let e = err("#{ epochs: 5, max_epochs: 3, stop_at_train_acc: 1.0 }");
+    assert!(e.contains("`max_epochs` = 3 is below `epochs` = 5"), "{e}");
+    let e = err("#{ max_epochs: 500 }");
+    assert!(
+        e.contains("`max_epochs` only applies with `stop_at_train_acc`"),
+        "{e}"
+    );
+    let e = err("#{ precision: \"bf16\", epochs: 1 }");
+    assert!(e.contains("needs a CUDA device"), "{e}");
+    let e = err("#{ nesterov: true, epochs: 1 }");
+    assert!(e.contains("nesterov momentum requires momentum > 0"), "{e}");
+}
+
+#[test]
+fn progress_is_one_line_per_report_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.rhai"),
+        format!("{TOY}train(m, d, #{{ epochs: 3, batch_size: 5 }});"),
+    )
+    .unwrap();
+    let out = minima(&["run", "p.rhai"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("run 0 (train)"))
+        .collect();
+    assert_eq!(lines.len(), 2, "first epoch and the final line: {err}");
+    assert!(
+        lines[0].starts_with("run 0 (train) epoch 1/3 loss "),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("run 0 (train) epoch 3/3 completed: train acc"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\r') && !err.contains("\u{1b}["),
+        "no terminal control codes: {err:?}"
+    );
+    let quiet = minima(&["run", "p.rhai", "-q"], dir.path());
+    assert!(!text(&quiet.stderr).contains("run 0"));
+}
