@@ -109,15 +109,61 @@ fn parse_device(text: &str) -> Result<Device> {
     }
 }
 
-fn session(script: Option<PathBuf>, args: RunArgs) -> Result<Session> {
-    Ok(Session::new(SessionOptions {
+fn options(script: Option<PathBuf>, args: RunArgs) -> Result<SessionOptions> {
+    Ok(SessionOptions {
         script,
         out: args.out,
         runs_base: PathBuf::from("runs"),
         device: parse_device(&args.device)?,
         quiet: args.quiet,
         params: Params::parse(&args.set)?,
-    }))
+        resume: false,
+    })
+}
+
+fn session(script: Option<PathBuf>, args: RunArgs) -> Result<Session> {
+    Ok(Session::new(options(script, args)?))
+}
+
+/// `minima run DIR`: the script and overrides that made run folder DIR, run again
+/// into DIR. Finished runs are read back from their checkpoints, an unfinished
+/// one continues from its checkpoint, the rest train as before.
+fn resume(dir: PathBuf, mut args: RunArgs) -> Result<(Session, PathBuf)> {
+    if !args.set.is_empty() || args.out.is_some() {
+        bail!(
+            "minima run {}: a resumed run keeps its own overrides and folder; drop --set/--out",
+            dir.display()
+        );
+    }
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a run folder: cannot read {}: {e}",
+            dir.display(),
+            config_path.display()
+        )
+    })?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    let script = config["script"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} names no script (a REPL session cannot be resumed)",
+                config_path.display()
+            )
+        })?;
+    if let Some(overrides) = config["overrides"].as_object() {
+        args.set = overrides
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+    }
+    args.out = Some(dir);
+    let mut options = options(Some(script.clone()), args)?;
+    options.resume = true;
+    Ok((Session::new(options), script))
 }
 
 fn main() -> ExitCode {
@@ -128,6 +174,9 @@ fn main() -> ExitCode {
         interrupt::install();
     }
     let result = match cli.command {
+        Command::Run { script, args } if script.is_dir() => {
+            resume(script, args).and_then(|(s, script)| Host::new(s).run_file(&script))
+        }
         Command::Run { script, args } => {
             session(Some(script.clone()), args).and_then(|s| Host::new(s).run_file(&script))
         }

@@ -16,6 +16,8 @@ pub struct SessionOptions {
     pub device: Device,
     pub quiet: bool,
     pub params: Params,
+    /// `out` is an earlier run folder to continue (`minima run DIR`).
+    pub resume: bool,
 }
 
 pub struct Session {
@@ -67,6 +69,7 @@ impl Session {
         let mut slot = self.run_dir.borrow_mut();
         if slot.is_none() {
             let dir = match &self.options.out {
+                Some(out) if self.options.resume => RunDir::open_existing(out)?,
                 Some(out) => RunDir::create_at(out)?,
                 None => RunDir::create_under(&self.options.runs_base, &self.stem())?,
             };
@@ -98,11 +101,13 @@ impl Session {
 
     fn config_json(&self, status: &str) -> serde_json::Value {
         let params = self.params.borrow();
-        let script = self
-            .options
-            .script
-            .as_ref()
-            .map(|p| p.display().to_string());
+        // Absolute, so `minima run DIR` finds the script from any folder.
+        let script = self.options.script.as_ref().map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        });
         serde_json::json!({
             "script": script,
             "overrides": params.overrides_json(),

@@ -11,7 +11,7 @@ use tch::{Kind, Reduction, Tensor};
 
 pub const EVAL_BATCH: i64 = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Score {
     pub loss: f64,
     pub acc: f64,

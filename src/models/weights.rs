@@ -26,6 +26,7 @@ impl HostTensor {
         let dtype = match t.kind() {
             Kind::Float => Dtype::F32,
             Kind::Int64 => Dtype::I64,
+            Kind::Double => Dtype::F64,
             other => bail!("cannot save {name}: tensors of kind {other:?} are not supported"),
         };
         let t = t.detach().to_device(Device::Cpu).contiguous();
@@ -56,13 +57,24 @@ impl View for &HostTensor {
 }
 
 pub fn save(model: &Model, path: &Path) -> Result<()> {
+    save_with(model, &[], HashMap::new(), path)
+}
+
+/// The model plus `extra` tensors (named outside the model's state, e.g. `sgd.0`)
+/// and `metadata` entries: one file, written atomically (checkpoints).
+pub fn save_with(
+    model: &Model,
+    extra: &[(String, Tensor)],
+    mut metadata: HashMap<String, String>,
+    path: &Path,
+) -> Result<()> {
     let state = model.state();
     let host = state
         .iter()
+        .chain(extra)
         .map(|(name, t)| Ok((name.clone(), HostTensor::new(name, t)?)))
         .collect::<Result<Vec<_>>>()?;
-    let spec = serde_json::to_string(&model.spec)?;
-    let metadata = HashMap::from([(SPEC_KEY.to_string(), spec)]);
+    metadata.insert(SPEC_KEY.to_string(), serde_json::to_string(&model.spec)?);
     let bytes = safetensors::tensor::serialize(host.iter().map(|(n, t)| (n, t)), &Some(metadata))
         .map_err(|e| anyhow!("{e:?}"))?;
     atomic::write_bytes(path, &bytes)
@@ -83,6 +95,19 @@ fn list(names: &[&str]) -> String {
 }
 
 pub fn load(path: &Path, device: Device) -> Result<Model> {
+    Ok(load_with(path, device, &[])?.model)
+}
+
+/// What a file written by [`save_with`] holds.
+pub struct Loaded {
+    pub model: Model,
+    pub extra: HashMap<String, Tensor>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Loads a model; tensors whose names start with one of `extra_prefixes` are
+/// returned apart instead of being refused as unexpected.
+pub fn load_with(path: &Path, device: Device, extra_prefixes: &[&str]) -> Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = || format!("{} is not a safetensors file", path.display());
     let (_, header) = SafeTensors::read_metadata(&bytes)
@@ -109,7 +134,13 @@ pub fn load(path: &Path, device: Device) -> Result<Model> {
     let model = Model::new(spec, device).with_context(|| format!("{}", path.display()))?;
     let state = model.state();
     let ours: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-    let mut theirs: Vec<&str> = tensors.names().into_iter().map(|n| n.as_str()).collect();
+    let is_extra = |n: &str| extra_prefixes.iter().any(|p| n.starts_with(p));
+    let mut theirs: Vec<&str> = tensors
+        .names()
+        .into_iter()
+        .map(|n| n.as_str())
+        .filter(|n| !is_extra(n))
+        .collect();
     theirs.sort();
     let missing: Vec<&str> = ours
         .iter()
@@ -156,5 +187,19 @@ pub fn load(path: &Path, device: Device) -> Result<Model> {
         }
         Ok(())
     })?;
-    Ok(model)
+    let mut extra = HashMap::new();
+    for name in tensors.names() {
+        if is_extra(name) {
+            let view = tensors.tensor(name).map_err(|e| anyhow!("{e:?}"))?;
+            let t = Tensor::try_from(view)
+                .with_context(|| format!("{}: tensor {name}", path.display()))?;
+            extra.insert(name.clone(), t.to_device(device));
+        }
+    }
+    let metadata = header.metadata().clone().unwrap_or_default();
+    Ok(Loaded {
+        model,
+        extra,
+        metadata,
+    })
 }

@@ -103,6 +103,27 @@ pub fn to_frame(rows: &[Row]) -> Result<DataFrame> {
     Ok(DataFrame::new(rows.len(), columns)?)
 }
 
+/// A frame back to rows (resuming a run folder); nulls become absent cells.
+pub fn from_frame(df: &DataFrame) -> Result<Vec<Row>> {
+    let mut rows: Vec<Row> = vec![Vec::new(); df.height()];
+    for column in df.columns() {
+        let name = column.name().to_string();
+        for (i, row) in rows.iter_mut().enumerate() {
+            let value = match column.get(i)? {
+                AnyValue::Null => continue,
+                AnyValue::Boolean(b) => Value::Bool(b),
+                AnyValue::Int64(v) => Value::Int(v),
+                AnyValue::Float64(v) => Value::Float(v),
+                AnyValue::String(s) => Value::Str(s.to_string()),
+                AnyValue::StringOwned(s) => Value::Str(s.to_string()),
+                other => Value::Str(other.to_string()),
+            };
+            row.push((name.clone(), value));
+        }
+    }
+    Ok(rows)
+}
+
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     atomic::write_with(path, |file| {
         ParquetWriter::new(file)

@@ -53,6 +53,35 @@ impl RunDir {
         })
     }
 
+    /// An existing run folder, to resume: its recorded rows are read back so new
+    /// runs are added to them.
+    pub fn open_existing(path: &Path) -> Result<RunDir> {
+        if !path.join(CONFIG).is_file() {
+            bail!("{} is not a run folder (no {CONFIG})", path.display());
+        }
+        let rows = |name: &str| -> Result<Vec<Row>> {
+            let file = path.join(name);
+            if file.exists() {
+                frame::from_frame(&frame::read_parquet(&file)?)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            history: rows(HISTORY)?,
+            summary: rows(SUMMARY)?,
+        })
+    }
+
+    /// Whether run `index` is already recorded (a resumed script records it again).
+    pub fn has_run(&self, index: i64) -> bool {
+        self.summary.iter().any(|row| {
+            row.iter()
+                .any(|(k, v)| k == "run" && *v == super::Value::Int(index))
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -121,6 +121,12 @@ pub const TRAIN: Spec = Spec {
             help: "epochs between evaluations on the clean train and test splits",
         },
         Key {
+            name: "checkpoint_every",
+            rule: POSITIVE_INT,
+            default: D::Absent,
+            help: "epochs between checkpoints (default: every 60 s of training, and at the end)",
+        },
+        Key {
             name: "precision",
             rule: Rule::Str {
                 choices: &["fp32", "bf16"],

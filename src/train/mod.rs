@@ -1,6 +1,7 @@
 //! Training: SGD with explicit state, the epoch loop, progress, and the
 //! adversarial initialisation (Algorithm 1) built from them.
 
+pub mod checkpoint;
 pub mod config;
 pub mod progress;
 pub mod rhai;

@@ -22,12 +22,17 @@ fn run_training(
     kind: &str,
 ) -> ScriptResult<RunRef> {
     let settings = Settings::read(config).or_script()?;
+    let index = session.take_run_index();
+    let checkpoint = session
+        .with_run_dir(|d| Ok(d.resolve(&format!("checkpoints/run-{index}.safetensors"))))
+        .or_script()?;
     let run = train(TrainRequest {
+        checkpoint: Some(checkpoint),
         init: model,
         data,
         settings,
         kind,
-        index: session.take_run_index(),
+        index,
         quiet: session.quiet(),
     })
     .or_script()?;

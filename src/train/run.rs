@@ -1,5 +1,6 @@
 //! The training loop and the `Run` it produces.
 
+use super::checkpoint;
 use super::config::Settings;
 use super::progress::Progress;
 use super::sgd::Sgd;
@@ -11,6 +12,7 @@ use crate::metrics::evaluate::{cross_entropy, evaluate, Score};
 use crate::models::Model;
 use crate::results::{Row, Value};
 use anyhow::{bail, Result};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
@@ -28,6 +30,17 @@ pub enum Status {
 }
 
 impl Status {
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::ReachedTarget,
+            Status::TargetNotReached,
+            Status::Completed,
+            Status::Diverged,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Status::ReachedTarget => "reached_target",
@@ -39,7 +52,7 @@ impl Status {
 }
 
 /// Metrics of one epoch, measured after its last step.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Epoch {
     pub epoch: i64,
     pub lr: f64,
@@ -149,7 +162,12 @@ pub struct TrainRequest<'a> {
     pub kind: &'a str,
     pub index: i64,
     pub quiet: bool,
+    /// Where the run keeps its checkpoint; a run found there continues from it.
+    pub checkpoint: Option<PathBuf>,
 }
+
+/// Seconds between checkpoints when `checkpoint_every` is not set.
+const CHECKPOINT_SECONDS: f64 = 60.0;
 
 /// Sums over one epoch's batches, kept on the device and read once.
 struct BatchTotals {
@@ -195,6 +213,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         kind,
         index,
         quiet,
+        checkpoint,
     } = req;
     if init.device() != data.device() {
         bail!(
@@ -205,41 +224,155 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     }
     init.spec.check_fits(data)?;
     let autocast = settings.autocast(data.device())?;
-    let model = init.copy()?;
-    let mut params = model.parameters();
-    let start_weights: Vec<Tensor> = params.iter().map(|p| p.detach().copy()).collect();
-    let mut sgd = Sgd::new(settings.sgd, params.len())?;
     let config = &settings.config;
+    let mut setting: Row = vec![
+        ("run".into(), Value::Int(index)),
+        ("kind".into(), Value::Str(kind.into())),
+    ];
+    setting.extend(data.columns());
+    setting.extend(init.spec.columns());
+    setting.extend(config.to_row());
+    let fingerprint = serde_json::Value::Array(
+        setting
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, v.to_json()]))
+            .collect(),
+    )
+    .to_string();
+    let restored = match &checkpoint {
+        Some(path) => checkpoint::load(path, data.device(), &fingerprint)?,
+        None => None,
+    };
+    let finish = |model: Model, history: Vec<Epoch>, status: Status| Run {
+        index,
+        kind: kind.to_string(),
+        model: Rc::new(model),
+        data: data.clone(),
+        config: settings.config.clone(),
+        history,
+        status,
+    };
+    if let Some(state) = &restored {
+        if let Some(status) = state.status() {
+            let state = restored.expect("checked above");
+            return Ok(finish(state.model, state.progress.history, status));
+        }
+    }
+
+    let start_weights: Vec<Tensor> = init
+        .parameters()
+        .iter()
+        .map(|p| p.detach().copy())
+        .collect();
     let batch = config.i64("batch_size");
     let seed = config.i64("seed");
     let target = config.opt_f64("stop_at_train_acc");
     let check_every = config.i64("check_every");
     let eval_every = config.i64("eval_every");
+    let checkpoint_every = config.get("checkpoint_every").as_f64().map(|e| e as i64);
     let augment = config.bool("augment");
     let limit = settings.limit;
+    let device = data.device();
+
+    let (model, mut sgd, mut history, mut totals, first_epoch, first_step, elapsed, epoch_elapsed) =
+        match restored {
+            Some(state) => {
+                let mut sgd = Sgd::new(settings.sgd, state.buffers.len())?;
+                sgd.restore(state.buffers)?;
+                let p = state.progress;
+                let totals = BatchTotals {
+                    loss: state.totals.0,
+                    correct: state.totals.1,
+                };
+                (
+                    state.model,
+                    sgd,
+                    p.history,
+                    totals,
+                    p.epoch,
+                    p.step,
+                    p.elapsed_s,
+                    p.epoch_elapsed_s,
+                )
+            }
+            None => {
+                let model = init.copy()?;
+                let sgd = Sgd::new(settings.sgd, model.parameters().len())?;
+                (
+                    model,
+                    sgd,
+                    Vec::new(),
+                    BatchTotals::new(device),
+                    1,
+                    0,
+                    0.0,
+                    0.0,
+                )
+            }
+        };
+    let mut params = model.parameters();
+    let save = |model: &Model,
+                sgd: &Sgd,
+                totals: &BatchTotals,
+                history: &[Epoch],
+                at: (i64, i64),
+                spent: (f64, f64),
+                complete: Option<Status>|
+     -> Result<()> {
+        let Some(path) = &checkpoint else {
+            return Ok(());
+        };
+        let progress = checkpoint::Progress {
+            fingerprint: fingerprint.clone(),
+            epoch: at.0,
+            step: at.1,
+            history: history.to_vec(),
+            complete: complete.map(|s| s.as_str().to_string()),
+            elapsed_s: spent.0,
+            epoch_elapsed_s: spent.1,
+            momentum: sgd.buffers().iter().map(Option::is_some).collect(),
+        };
+        checkpoint::save(
+            path,
+            model,
+            sgd.buffers(),
+            (&totals.loss, &totals.correct),
+            &progress,
+        )
+    };
 
     let mut progress = Progress::new(format!("run {index} ({kind})"), limit, quiet);
-    let started = Instant::now();
-    let mut history: Vec<Epoch> = Vec::new();
+    let started = Instant::now() - std::time::Duration::from_secs_f64(elapsed);
+    let mut last_save = Instant::now();
     let mut status = if target.is_some() {
         Status::TargetNotReached
     } else {
         Status::Completed
     };
-    for epoch in 1..=limit {
-        let epoch_start = Instant::now();
+    for epoch in first_epoch..=limit {
+        let resumed = epoch == first_epoch;
+        let epoch_start = Instant::now()
+            - std::time::Duration::from_secs_f64(if resumed { epoch_elapsed } else { 0.0 });
         let lr = settings.lr_at(epoch);
         sgd.options.lr = lr;
         let epoch_seed = crate::rng::derive(seed, epoch);
         let n = data.epoch_len(augment);
-        let order = crate::rng::seeded(epoch_seed, || {
-            Tensor::randperm(n, (Kind::Int64, data.device()))
-        });
-        let mut totals = BatchTotals::new(data.device());
-        let mut start = 0;
-        let mut step = 0;
+        let order = crate::rng::seeded(epoch_seed, || Tensor::randperm(n, (Kind::Int64, device)));
+        let mut step = if resumed { first_step } else { 0 };
+        if !resumed {
+            totals = BatchTotals::new(device);
+        }
+        let mut start = step * batch;
         while start < n {
-            interrupt::check()?;
+            if interrupt::requested() {
+                // Stop at this batch boundary, keeping everything needed to go on.
+                let spent = (
+                    started.elapsed().as_secs_f64(),
+                    epoch_start.elapsed().as_secs_f64(),
+                );
+                save(&model, &sgd, &totals, &history, (epoch, step), spent, None)?;
+                interrupt::check()?;
+            }
             let len = batch.min(n - start);
             let augment_seed = augment.then(|| crate::rng::derive(epoch_seed, step));
             let b = data.train_batch(&order.narrow(0, start, len), augment_seed);
@@ -255,7 +388,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             start += len;
             step += 1;
         }
-        let batch_score = totals.read(n);
+        let batch_score = std::mem::replace(&mut totals, BatchTotals::new(device)).read(n);
         let epoch_time = epoch_start.elapsed().as_secs_f64();
         let check_due = target.is_some() && epoch % check_every == 0;
         let eval_due =
@@ -295,11 +428,36 @@ pub fn train(req: TrainRequest) -> Result<Run> {
                 break;
             }
         }
+        let due = match checkpoint_every {
+            Some(every) => epoch % every == 0,
+            None => last_save.elapsed().as_secs_f64() >= CHECKPOINT_SECONDS,
+        };
+        if due && epoch < limit {
+            save(
+                &model,
+                &sgd,
+                &totals,
+                &history,
+                (epoch + 1, 0),
+                (started.elapsed().as_secs_f64(), 0.0),
+                None,
+            )?;
+            last_save = Instant::now();
+        }
     }
-    let last = history.last();
+    let last = history.last().map_or(0, |e| e.epoch);
+    save(
+        &model,
+        &sgd,
+        &totals,
+        &history,
+        (last + 1, 0),
+        (started.elapsed().as_secs_f64(), 0.0),
+        Some(status),
+    )?;
     let evaluated = history.iter().rev().find_map(|e| e.train.zip(e.test));
     progress.finish(
-        last.map_or(0, |e| e.epoch),
+        last,
         &format!(
             "{}: train acc {:.4}, test acc {:.4}",
             status.as_str(),
@@ -307,13 +465,5 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             evaluated.map_or(f64::NAN, |(_, t)| t.acc)
         ),
     );
-    Ok(Run {
-        index,
-        kind: kind.to_string(),
-        model: Rc::new(model),
-        data: data.clone(),
-        config: settings.config,
-        history,
-        status,
-    })
+    Ok(finish(model, history, status))
 }

@@ -43,6 +43,24 @@ impl Sgd {
         })
     }
 
+    /// The momentum buffers, `None` where a parameter has had no step yet.
+    pub fn buffers(&self) -> &[Option<Tensor>] {
+        &self.buffers
+    }
+
+    /// Continues from saved buffers (a checkpoint); the count must match.
+    pub fn restore(&mut self, buffers: Vec<Option<Tensor>>) -> Result<()> {
+        if buffers.len() != self.buffers.len() {
+            bail!(
+                "checkpoint has {} momentum buffers, the model {} parameters",
+                buffers.len(),
+                self.buffers.len()
+            );
+        }
+        self.buffers = buffers;
+        Ok(())
+    }
+
     pub fn zero_grad(params: &mut [Tensor]) {
         for p in params.iter_mut() {
             p.zero_grad();

@@ -15,6 +15,7 @@ pub fn host_in(out: &Path, sets: &[&str]) -> Host {
         device: tch::Device::Cpu,
         quiet: true,
         params: Params::parse(&sets).unwrap(),
+        resume: false,
     }))
 }
 

@@ -1,0 +1,108 @@
+//! Checkpoints: all a run needs to continue exactly where it stopped — weights and
+//! batch-norm buffers, momentum buffers, the epoch and the next batch in it, the
+//! partial batch totals and the history so far. Batch order and augmentation are
+//! derived from (seed, epoch, step), so no generator state is needed, and a resumed
+//! run on the CPU ends with the same weights, bit for bit, as one never stopped.
+//!
+//! One safetensors file per run (`checkpoints/run-<index>.safetensors`): the model's
+//! state under its PyTorch names, `sgd.<i>` momentum buffers, `totals.*`, and the
+//! rest as JSON under the metadata key `minima_checkpoint`. A finished run keeps
+//! its checkpoint, marked complete, so re-running the script skips it.
+
+use super::run::{Epoch, Status};
+use crate::models::{weights, Model};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Tensor};
+
+const KEY: &str = "minima_checkpoint";
+
+#[derive(Serialize, Deserialize)]
+pub struct Progress {
+    /// What the run is: data, model, config, kind, index. A checkpoint of another
+    /// setting is refused rather than silently continued.
+    pub fingerprint: String,
+    /// The epoch in progress and its next batch; (e + 1, 0) after epoch e.
+    pub epoch: i64,
+    pub step: i64,
+    pub history: Vec<Epoch>,
+    /// Set when the run finished.
+    pub complete: Option<String>,
+    pub elapsed_s: f64,
+    pub epoch_elapsed_s: f64,
+    /// Which parameters have a momentum buffer.
+    pub momentum: Vec<bool>,
+}
+
+pub struct State {
+    pub model: Model,
+    pub buffers: Vec<Option<Tensor>>,
+    pub totals: (Tensor, Tensor),
+    pub progress: Progress,
+}
+
+impl State {
+    pub fn status(&self) -> Option<Status> {
+        self.progress.complete.as_deref().and_then(Status::parse)
+    }
+}
+
+pub fn save(
+    path: &Path,
+    model: &Model,
+    buffers: &[Option<Tensor>],
+    totals: (&Tensor, &Tensor),
+    progress: &Progress,
+) -> Result<()> {
+    let mut extra: Vec<(String, Tensor)> = buffers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| b.as_ref().map(|b| (format!("sgd.{i}"), b.shallow_clone())))
+        .collect();
+    extra.push(("totals.loss".into(), totals.0.shallow_clone()));
+    extra.push(("totals.correct".into(), totals.1.shallow_clone()));
+    let meta = HashMap::from([(KEY.to_string(), serde_json::to_string(progress)?)]);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    weights::save_with(model, &extra, meta, path)
+}
+
+/// The checkpoint at `path`, if there is one; an error if it belongs to another
+/// setting or cannot be read.
+pub fn load(path: &Path, device: Device, fingerprint: &str) -> Result<Option<State>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let what = || format!("checkpoint {}", path.display());
+    let mut loaded = weights::load_with(path, device, &["sgd.", "totals."]).with_context(what)?;
+    let json = loaded
+        .metadata
+        .get(KEY)
+        .ok_or_else(|| anyhow!("{} has no `{KEY}` metadata", what()))?;
+    let progress: Progress = serde_json::from_str(json).with_context(what)?;
+    if progress.fingerprint != fingerprint {
+        bail!(
+            "{} was made by a different setting (data, model or train config changed); \
+             move it away to start that run afresh.\n  checkpoint: {}\n  now:        {fingerprint}",
+            what(),
+            progress.fingerprint
+        );
+    }
+    let mut take = |name: &str| loaded.extra.remove(name);
+    let buffers = (0..progress.momentum.len())
+        .map(|i| take(&format!("sgd.{i}")))
+        .collect();
+    let totals = (
+        take("totals.loss").ok_or_else(|| anyhow!("{}: no totals.loss", what()))?,
+        take("totals.correct").ok_or_else(|| anyhow!("{}: no totals.correct", what()))?,
+    );
+    Ok(Some(State {
+        model: loaded.model,
+        buffers,
+        totals,
+        progress,
+    }))
+}
