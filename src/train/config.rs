@@ -101,6 +101,20 @@ pub const TRAIN: Spec = Spec {
             default: D::Int(1),
             help: "epochs between checks of stop_at_train_acc",
         },
+        Key {
+            name: "track",
+            rule: Rule::Strs {
+                choices: crate::metrics::track::TRACKABLE,
+            },
+            default: D::Str(""),
+            help: "metrics added to the history every track_every epochs (docs/METRICS.md)",
+        },
+        Key {
+            name: "track_every",
+            rule: POSITIVE_INT,
+            default: D::Int(1),
+            help: "epochs between measurements of the tracked metrics",
+        },
     ],
 };
 

@@ -8,6 +8,7 @@ use crate::host::config::Config;
 use crate::host::interrupt;
 use crate::metrics::distance;
 use crate::metrics::evaluate::{cross_entropy, evaluate, Score};
+use crate::metrics::track::Tracker;
 use crate::models::Model;
 use crate::results::{Row, Value};
 use anyhow::{bail, Result};
@@ -49,6 +50,8 @@ pub struct Epoch {
     pub epoch_time_s: f64,
     pub wall_time_s: f64,
     pub images_per_s: f64,
+    /// Tracked metrics (the config's `track`), when measured this epoch.
+    pub extra: Row,
 }
 
 impl Epoch {
@@ -68,6 +71,9 @@ impl Epoch {
             ("wall_time_s".into(), Value::Float(self.wall_time_s)),
             ("images_per_s".into(), Value::Float(self.images_per_s)),
         ]
+        .into_iter()
+        .chain(self.extra.iter().cloned())
+        .collect()
     }
 }
 
@@ -163,6 +169,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     let model = init.copy()?;
     let mut params = model.parameters();
     let start_weights: Vec<Tensor> = params.iter().map(|p| p.detach().copy()).collect();
+    let tracker = Tracker::new(&config, &model);
     let sgd_opts = sgd_options(&config);
     let mut sgd = Sgd::new(sgd_opts, params.len())?;
     let epochs = config.i64("epochs");
@@ -213,6 +220,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             epoch_time_s: epoch_time,
             wall_time_s: started.elapsed().as_secs_f64(),
             images_per_s: n as f64 / epoch_time.max(1e-9),
+            extra: tracker.measure(epoch, &model, data)?,
         };
         history.push(record);
         let line = format!(
