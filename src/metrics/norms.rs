@@ -15,37 +15,46 @@ use crate::models::Model;
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
-/// Power iteration stops when σ changes by less than this, relative.
-const TOLERANCE: f64 = 1e-9;
-const MAX_ITERATIONS: usize = 1000;
+/// Power iteration stops when σ² changes by less than this, relative.
+const TOLERANCE: f64 = 1e-12;
+/// Iterations between convergence checks (each check waits for the device).
+const CHECK_EVERY: usize = 10;
+const MAX_CHECKS: usize = 1000;
 /// Seed of the power iteration's start vector.
 const START_SEED: i64 = 0;
 
-/// Largest singular value of `w` viewed as the matrix [w.size(0), rest], by power
-/// iteration on WᵀW in float64 from a seeded random start.
+/// Largest singular value of `w` viewed as the matrix W = [w.size(0), rest]: power
+/// iteration in float64, from a seeded random start, on the smaller Gram matrix G
+/// (WWᵀ or WᵀW), whose largest eigenvalue is σ²; σ² is read as the Rayleigh
+/// quotient vᵀGv.
 pub fn spectral_norm(w: &Tensor) -> f64 {
     tch::no_grad(|| {
         let m = w.reshape([w.size()[0], -1]).to_kind(Kind::Double);
-        let cols = m.size()[1];
+        let (rows, cols) = (m.size()[0], m.size()[1]);
+        let g = match rows <= cols {
+            true => m.matmul(&m.tr()),
+            false => m.tr().matmul(&m),
+        };
+        if g.abs().max().double_value(&[]) == 0.0 {
+            return 0.0;
+        }
         let mut v = crate::rng::seeded(START_SEED, || {
-            Tensor::randn([cols], (Kind::Double, m.device()))
+            Tensor::randn([rows.min(cols)], (Kind::Double, g.device()))
         });
-        let mut sigma = 0.0;
-        for _ in 0..MAX_ITERATIONS {
-            let v_norm = v.norm().double_value(&[]);
-            if v_norm == 0.0 {
-                return 0.0;
+        let mut lambda = 0.0;
+        for _ in 0..MAX_CHECKS {
+            for _ in 0..CHECK_EVERY {
+                let gv = g.mv(&v);
+                v = &gv / gv.norm();
             }
-            let u = m.mv(&(v / v_norm));
-            let next = u.norm().double_value(&[]);
-            v = m.tr().mv(&u);
-            let converged = (next - sigma).abs() <= TOLERANCE * next;
-            sigma = next;
+            let next = v.dot(&g.mv(&v)).double_value(&[]);
+            let converged = (next - lambda).abs() <= TOLERANCE * next;
+            lambda = next;
             if converged {
                 break;
             }
         }
-        sigma
+        lambda.sqrt()
     })
 }
 
