@@ -18,6 +18,8 @@ fn literal() -> impl Strategy<Value = String> {
         Just("[1, 2]".to_string()),
         Just("[]".to_string()),
         Just("[\"a\"]".to_string()),
+        Just("[\"norms\", \"fgsm\"]".to_string()),
+        Just("[0.0, 0.5]".to_string()),
         Just("#{ a: 1 }".to_string()),
     ]
 }
@@ -49,6 +51,15 @@ const KEYS: &[&str] = &[
     "augment_copies",
     "out",
     "titles",
+    "track",
+    "track_every",
+    "eps",
+    "split",
+    "examples",
+    "buffers",
+    "relative",
+    "steps",
+    "bn_batches",
     "momentun",
     "",
     "x y",
@@ -82,6 +93,11 @@ const CALLS: &[&str] = &[
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); adversarial_init(m, d, {0} + #{{ epochs: 3 }});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); let r = train(m, d, #{{ epochs: 1 }}); record(r, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); let r = train(m, d, #{{ epochs: 1 }}); plot_boundaries([r], {0});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); distance(m, m, {0});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); fgsm(m, d, {0});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); margins(m, d, {0});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); interpolate(m, m, d, {0});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); record_metrics(fgsm(m, d), {0});",
 ];
 
 const SCRIPT: &str = r#"import "paper" as paper;
@@ -94,6 +110,7 @@ let c = train(b.model, data, paper::sota() + #{ epochs: 2, batch_size: 3 });
 for run in [a, b, c] {
     let margin = boundary_distance(run.model, run.data);
     record(run, #{ boundary_min: margin.min, fresh: evaluate(run.model, data).test_acc });
+    record_metrics(fgsm(run.model, data, #{ eps: [0, 0.1] }) + [norms(run.model)]);
 }
 print(plot_boundaries([a, b, c], #{ out: "p.png", titles: ["a", "b", "c"] }));
 "#;
@@ -111,7 +128,8 @@ proptest! {
         f in prop::sample::select(vec!["toy", "model", "train", "adversarial_init", "random_labels",
                                        "record", "evaluate", "boundary_distance", "distance",
                                        "plot_boundaries", "param", "run_dir", "load_model",
-                                       "save", "layers", "copy", "params"]),
+                                       "save", "layers", "copy", "params", "norms", "fgsm",
+                                       "margins", "interpolate", "record_metrics"]),
         args in prop::collection::vec(literal(), 0..4),
     ) {
         assert_positioned(&format!("{f}({});", args.join(", ")));

@@ -118,6 +118,18 @@ impl Dataset {
     /// Model inputs and labels for `index` into `0..epoch_len(augment)` of the
     /// training split. With `augment_seed`, augmentation is drawn from that seed.
     pub fn train_batch(&self, index: &Tensor, augment_seed: Option<i64>) -> Split {
+        let Split { mut x, y } = self.train_pixels(index);
+        if let Some(seed) = augment_seed {
+            x = crate::rng::seeded(seed, || self.augmentation.apply(&x));
+        }
+        Split {
+            x: self.normalize(&x),
+            y,
+        }
+    }
+
+    /// Training examples at `index` (replicas included) before normalisation.
+    fn train_pixels(&self, index: &Tensor) -> Split {
         let index = index.remainder(self.len(Part::Train));
         let (x, y) = match &self.relabel {
             None => (
@@ -130,35 +142,39 @@ impl Dataset {
                 (x, r.labels(&index, self.num_classes()))
             }
         };
-        let mut x = self.scale(&x);
-        if let Some(seed) = augment_seed {
-            x = crate::rng::seeded(seed, || self.augmentation.apply(&x));
-        }
         Split {
-            x: self.normalize(&x),
+            x: self.scale(&x),
             y,
         }
     }
 
-    /// Consecutive un-augmented batches of model inputs over a whole split.
-    pub fn batches(&self, part: Part, size: i64) -> impl Iterator<Item = Split> + '_ {
+    /// Consecutive un-augmented batches of a whole split before normalisation:
+    /// pixels in [0, 1] for images, features as stored. `normalize` turns them
+    /// into model inputs (attacks perturb them in between).
+    pub fn pixels(&self, part: Part, size: i64) -> impl Iterator<Item = Split> + '_ {
         let n = self.len(part);
         let device = self.device();
         (0..n).step_by(size.max(1) as usize).map(move |start| {
             let len = size.min(n - start);
             match part {
-                Part::Train => self.train_batch(
-                    &Tensor::arange_start(start, start + len, (Kind::Int64, device)),
-                    None,
-                ),
-                Part::Test => {
-                    let x = self.scale(&self.test.x.narrow(0, start, len));
-                    Split {
-                        x: self.normalize(&x),
-                        y: self.test.y.narrow(0, start, len),
-                    }
-                }
+                Part::Train => self.train_pixels(&Tensor::arange_start(
+                    start,
+                    start + len,
+                    (Kind::Int64, device),
+                )),
+                Part::Test => Split {
+                    x: self.scale(&self.test.x.narrow(0, start, len)),
+                    y: self.test.y.narrow(0, start, len),
+                },
             }
+        })
+    }
+
+    /// Consecutive un-augmented batches of model inputs over a whole split.
+    pub fn batches(&self, part: Part, size: i64) -> impl Iterator<Item = Split> + '_ {
+        self.pixels(part, size).map(|b| Split {
+            x: self.normalize(&b.x),
+            y: b.y,
         })
     }
 
@@ -181,7 +197,9 @@ impl Dataset {
         }
     }
 
-    fn normalize(&self, x: &Tensor) -> Tensor {
+    /// Pixels in [0, 1] to model inputs, (x − mean) / std per channel; features
+    /// unchanged.
+    pub fn normalize(&self, x: &Tensor) -> Tensor {
         match &self.inputs {
             Inputs::Features => x.shallow_clone(),
             Inputs::Images { mean, std } => {

@@ -33,6 +33,11 @@ pub enum Rule {
     /// Checked by the given function, which returns the value for result columns
     /// or a message naming what is wrong.
     Custom(fn(&Dynamic) -> Result<Value, String>),
+    /// A list of distinct strings from `choices`, kept as one comma-separated
+    /// string so it is one readable result column.
+    Strs {
+        choices: &'static [&'static str],
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +104,14 @@ impl Config {
             Value::Ints(v) => v.clone(),
             _ => Vec::new(),
         }
+    }
+    /// The entries of a `Rule::Strs` key.
+    pub fn strs(&self, key: &str) -> Vec<String> {
+        self.str(key)
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
     }
     pub fn set(&mut self, key: &'static str, value: Value) {
         if !self.values.contains_key(key) {
@@ -268,6 +281,24 @@ fn check(what: &str, key: &Key, v: &Dynamic) -> Result<Value, String> {
                 out.push(i);
             }
             Ok(Value::Ints(out))
+        }
+        Rule::Strs { choices } => {
+            let wrong = || wrong("an array of strings");
+            let arr = v.as_array_ref().map_err(|_| wrong())?;
+            let mut out: Vec<String> = Vec::with_capacity(arr.len());
+            for item in arr.iter() {
+                let s = item.clone().into_string().map_err(|_| wrong())?;
+                if !choices.contains(&s.as_str()) {
+                    return Err(format!(
+                        "{what}: `{name}` names \"{s}\", which is not one of: {}",
+                        choices.join(", ")
+                    ));
+                }
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            Ok(Value::Str(out.join(", ")))
         }
     }
 }

@@ -1,7 +1,13 @@
 //! Distances between weight vectors, as the paper defines them (§3.3):
 //! d(W1, W2) = ‖W1 − W2‖_F / ‖W2‖_F, with ‖·‖_F the Frobenius norm of all
 //! parameters concatenated into one vector. Accumulated in float64.
+//!
+//! W is the trainable parameters by default (the paper's code compares
+//! `model.parameters()`); with `buffers` it also holds the batch norms' running
+//! means and variances (`num_batches_tracked`, a counter, is never a weight).
 
+use crate::models::Model;
+use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 fn squared_norm(ts: &[Tensor]) -> Tensor {
@@ -16,6 +22,11 @@ fn device_of(ts: &[Tensor]) -> tch::Device {
     ts.first().map_or(tch::Device::Cpu, |t| t.device())
 }
 
+/// ‖W‖_F.
+pub fn norm(w: &[Tensor]) -> f64 {
+    tch::no_grad(|| squared_norm(w).sqrt().double_value(&[]))
+}
+
 /// ‖W1 − W2‖_F.
 pub fn absolute(w1: &[Tensor], w2: &[Tensor]) -> f64 {
     tch::no_grad(|| {
@@ -26,8 +37,60 @@ pub fn absolute(w1: &[Tensor], w2: &[Tensor]) -> f64 {
 
 /// d(W1, W2) = ‖W1 − W2‖_F / ‖W2‖_F.
 pub fn relative(w1: &[Tensor], w2: &[Tensor]) -> f64 {
-    let denom = tch::no_grad(|| squared_norm(w2).sqrt().double_value(&[]));
-    absolute(w1, w2) / denom
+    absolute(w1, w2) / norm(w2)
+}
+
+/// The tensors W of a model: trainable parameters, plus the floating-point
+/// buffers (BN running statistics) when `buffers` is set, in one fixed order.
+pub fn weights(model: &Model, buffers: bool) -> Vec<Tensor> {
+    if !buffers {
+        return model.parameters();
+    }
+    model
+        .state()
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.is_floating_point())
+        .collect()
+}
+
+/// Refuses two models whose weights do not correspond one to one.
+pub fn check_same_architecture(what: &str, a: &Model, b: &Model) -> Result<()> {
+    if !a.spec.same_architecture(&b.spec) {
+        bail!(
+            "{what} needs two models of one architecture, found {} and {}",
+            a.summary(),
+            b.summary()
+        );
+    }
+    Ok(())
+}
+
+/// How `between` measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    pub buffers: bool,
+    pub relative: bool,
+}
+
+impl Default for Options {
+    /// The paper's d over the trainable parameters.
+    fn default() -> Options {
+        Options {
+            buffers: false,
+            relative: true,
+        }
+    }
+}
+
+/// d(W1, W2) or ‖W1 − W2‖_F between two models of one architecture.
+pub fn between(a: &Model, b: &Model, opts: Options) -> Result<f64> {
+    check_same_architecture("distance", a, b)?;
+    let (w1, w2) = (weights(a, opts.buffers), weights(b, opts.buffers));
+    Ok(match opts.relative {
+        true => relative(&w1, &w2),
+        false => absolute(&w1, &w2),
+    })
 }
 
 #[cfg(test)]

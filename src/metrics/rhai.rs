@@ -1,11 +1,15 @@
-//! Script bindings for metrics: `evaluate`, `boundary_distance`, `distance`.
+//! Script bindings for metrics: `evaluate`, `boundary_distance`, `distance`,
+//! `norms`, `fgsm`, `margins`, `interpolate`. Results are maps (one row) or arrays
+//! of maps (one row each), with a `metric` column, for `record_metrics`.
 
-use super::{boundary, distance, evaluate};
+use super::interpolate::{self, interpolate};
+use super::{boundary, distance, evaluate, fgsm, margins, norms};
 use crate::data::rhai::Data;
 use crate::data::Part;
+use crate::host::config::{Config, Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::models::rhai::ModelRef;
-use rhai::{Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Engine, Map};
 
 fn map(pairs: &[(&str, f64)]) -> Map {
     pairs
@@ -14,8 +18,233 @@ fn map(pairs: &[(&str, f64)]) -> Map {
         .collect()
 }
 
+/// A result row: `metric` (and `split`) first, then the numbers.
+fn row(metric: &str, split: Option<&str>, pairs: &[(&str, f64)]) -> Map {
+    let mut m = map(pairs);
+    m.insert("metric".into(), metric.into());
+    if let Some(s) = split {
+        m.insert("split".into(), s.into());
+    }
+    m
+}
+
 fn check_fits(m: &ModelRef, d: &Data) -> ScriptResult<()> {
     m.spec.check_fits(d).or_script()
+}
+
+const SPLIT: Rule = Rule::Str {
+    choices: &["train", "test"],
+};
+
+fn part(c: &Config) -> Part {
+    match c.str("split") {
+        "train" => Part::Train,
+        _ => Part::Test,
+    }
+}
+
+pub const DISTANCE: Spec = Spec {
+    what: "distance options",
+    keys: &[
+        Key {
+            name: "buffers",
+            rule: Rule::Bool,
+            default: D::Bool(false),
+            help: "include batch-norm running means and variances in W",
+        },
+        Key {
+            name: "relative",
+            rule: Rule::Bool,
+            default: D::Bool(true),
+            help: "‖W1 − W2‖_F / ‖W2‖_F (the paper's d); false gives ‖W1 − W2‖_F",
+        },
+    ],
+};
+
+pub const FGSM: Spec = Spec {
+    what: "fgsm options",
+    keys: &[
+        Key {
+            name: "split",
+            rule: SPLIT,
+            default: D::Str("test"),
+            help: "split to attack",
+        },
+        Key {
+            name: "examples",
+            rule: Rule::Int {
+                min: 1,
+                max: i64::MAX,
+            },
+            default: D::Absent,
+            help: "attack only the first this many examples of the split",
+        },
+    ],
+};
+
+/// `eps` is read by hand: a list of floats.
+const FGSM_EPS: &str = "eps";
+const DEFAULT_EPS_255: [f64; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
+
+fn eps_list(map: &Map) -> ScriptResult<Vec<f64>> {
+    let Some(v) = map.get(FGSM_EPS) else {
+        return Ok(DEFAULT_EPS_255.iter().map(|k| k / 255.0).collect());
+    };
+    let bad = |found: String| {
+        script_error(format!(
+            "fgsm options: `eps` must be an array of numbers in [0, 1] (perturbation sizes in pixel units), found {found}"
+        ))
+    };
+    let arr = v
+        .as_array_ref()
+        .map_err(|_| bad(v.type_name().to_string()))?;
+    if arr.is_empty() {
+        return Err(bad("an empty array".into()));
+    }
+    arr.iter()
+        .map(|e| {
+            let x = e
+                .as_float()
+                .or_else(|_| e.as_int().map(|i| i as f64))
+                .map_err(|_| bad(e.type_name().to_string()))?;
+            match (0.0..=1.0).contains(&x) {
+                true => Ok(x),
+                false => Err(bad(x.to_string())),
+            }
+        })
+        .collect()
+}
+
+pub const MARGINS: Spec = Spec {
+    what: "margins options",
+    keys: &[Key {
+        name: "split",
+        rule: SPLIT,
+        default: D::Str("train"),
+        help: "split whose margins are summarised",
+    }],
+};
+
+const COUNT: Rule = Rule::Int {
+    min: 1,
+    max: 1 << 20,
+};
+
+pub const INTERPOLATE: Spec = Spec {
+    what: "interpolate options",
+    keys: &[
+        Key {
+            name: "steps",
+            rule: Rule::Int { min: 2, max: 1001 },
+            default: D::Int(21),
+            help: "points from the first model (alpha 0) to the second (alpha 1)",
+        },
+        Key {
+            name: "bn_batches",
+            rule: COUNT,
+            default: D::Int(20),
+            help: "training batches that recompute batch-norm statistics at each point",
+        },
+        Key {
+            name: "batch_size",
+            rule: COUNT,
+            default: D::Int(128),
+            help: "examples per batch-norm batch",
+        },
+        Key {
+            name: "seed",
+            rule: Rule::Int {
+                min: 0,
+                max: i64::MAX,
+            },
+            default: D::Int(0),
+            help: "seed of the training subset for the batch-norm statistics",
+        },
+    ],
+};
+
+fn distance_fn(a: &ModelRef, b: &ModelRef, opts: &Map) -> ScriptResult<f64> {
+    let c = DISTANCE.read(opts).or_script()?;
+    let opts = distance::Options {
+        buffers: c.bool("buffers"),
+        relative: c.bool("relative"),
+    };
+    distance::between(a, b, opts).or_script()
+}
+
+fn norms_fn(m: &ModelRef) -> ScriptResult<Map> {
+    Ok(row("norms", None, &norms::norms(m).or_script()?))
+}
+
+fn fgsm_fn(m: &ModelRef, d: &Data, opts: &Map) -> ScriptResult<Array> {
+    check_fits(m, d)?;
+    let c = FGSM.read_except(opts, &[FGSM_EPS]).or_script()?;
+    let eps = eps_list(opts)?;
+    let examples = match c.get("examples") {
+        crate::results::Value::Int(i) => Some(*i),
+        _ => None,
+    };
+    let rows = fgsm::fgsm(m, d, part(&c), &eps, examples).or_script()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let pairs = [("eps", r.eps), ("acc", r.acc), ("loss", r.loss)];
+            Dynamic::from_map(row("fgsm", Some(c.str("split")), &pairs))
+        })
+        .collect())
+}
+
+fn margins_fn(m: &ModelRef, d: &Data, opts: &Map) -> ScriptResult<Map> {
+    check_fits(m, d)?;
+    let c = MARGINS.read(opts).or_script()?;
+    let all = margins::margins(m, d, part(&c)).or_script()?;
+    let q = |p| margins::quantile(&all, p);
+    let mean = all.iter().sum::<f64>() / all.len() as f64;
+    let mut pairs = vec![
+        ("min", q(0.0)),
+        ("q05", q(0.05)),
+        ("q10", q(0.1)),
+        ("q25", q(0.25)),
+        ("median", q(0.5)),
+        ("q75", q(0.75)),
+        ("q90", q(0.9)),
+        ("max", q(1.0)),
+        ("mean", mean),
+    ];
+    if d.input_shape() == [2] {
+        let dist = boundary::distances(m, &d.materialize(Part::Train).x).or_script()?;
+        let (min, mean, median) = boundary::summarize(&dist);
+        pairs.extend([
+            ("boundary_min", min),
+            ("boundary_mean", mean),
+            ("boundary_median", median),
+        ]);
+    }
+    Ok(row("margins", Some(c.str("split")), &pairs))
+}
+
+fn interpolate_fn(a: &ModelRef, b: &ModelRef, d: &Data, opts: &Map) -> ScriptResult<Array> {
+    let c = INTERPOLATE.read(opts).or_script()?;
+    let opts = interpolate::Options {
+        steps: c.i64("steps"),
+        bn_batches: c.i64("bn_batches"),
+        batch_size: c.i64("batch_size"),
+        seed: c.i64("seed"),
+    };
+    let points = interpolate(a, b, d, opts).or_script()?;
+    Ok(points
+        .into_iter()
+        .map(|p| {
+            let pairs = [
+                ("alpha", p.alpha),
+                ("train_loss", p.train.loss),
+                ("train_acc", p.train.acc),
+                ("test_loss", p.test.loss),
+                ("test_acc", p.test.acc),
+            ];
+            Dynamic::from_map(row("interpolate", None, &pairs))
+        })
+        .collect())
 }
 
 pub fn register(engine: &mut Engine) {
@@ -39,17 +268,26 @@ pub fn register(engine: &mut Engine) {
             Ok(map(&[("min", min), ("mean", mean), ("median", median)]))
         },
     );
+    engine.register_fn("distance", |a: ModelRef, b: ModelRef| {
+        distance_fn(&a, &b, &Map::new())
+    });
+    engine.register_fn("distance", |a: ModelRef, b: ModelRef, o: Map| {
+        distance_fn(&a, &b, &o)
+    });
+    engine.register_fn("norms", |m: ModelRef| norms_fn(&m));
+    engine.register_fn("fgsm", |m: ModelRef, d: Data| fgsm_fn(&m, &d, &Map::new()));
+    engine.register_fn("fgsm", |m: ModelRef, d: Data, o: Map| fgsm_fn(&m, &d, &o));
+    engine.register_fn("margins", |m: ModelRef, d: Data| {
+        margins_fn(&m, &d, &Map::new())
+    });
+    engine.register_fn("margins", |m: ModelRef, d: Data, o: Map| {
+        margins_fn(&m, &d, &o)
+    });
+    engine.register_fn("interpolate", |a: ModelRef, b: ModelRef, d: Data| {
+        interpolate_fn(&a, &b, &d, &Map::new())
+    });
     engine.register_fn(
-        "distance",
-        |a: ModelRef, b: ModelRef| -> ScriptResult<f64> {
-            if !a.spec.same_architecture(&b.spec) {
-                return Err(script_error(format!(
-                    "distance needs two models of one architecture, found {} and {}",
-                    a.summary(),
-                    b.summary()
-                )));
-            }
-            Ok(distance::relative(&a.parameters(), &b.parameters()))
-        },
+        "interpolate",
+        |a: ModelRef, b: ModelRef, d: Data, o: Map| interpolate_fn(&a, &b, &d, &o),
     );
 }

@@ -1,13 +1,18 @@
-//! Script bindings for results: `record(run[, tags])` and `run_dir()`.
+//! Script bindings for results: `record(run[, tags])`, `record_metrics(rows[,
+//! tags])` and `run_dir()`.
 
 use super::{Row, Value};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
 use crate::train::rhai::RunRef;
-use rhai::{Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Engine, Map};
 use std::rc::Rc;
 
 fn tag_value(key: &str, v: &Dynamic) -> ScriptResult<Value> {
+    cell_value("record", "tag", key, v)
+}
+
+fn cell_value(what: &str, role: &str, key: &str, v: &Dynamic) -> ScriptResult<Value> {
     if let Ok(i) = v.as_int() {
         Ok(Value::Int(i))
     } else if let Ok(f) = v.as_float() {
@@ -18,7 +23,7 @@ fn tag_value(key: &str, v: &Dynamic) -> ScriptResult<Value> {
         Ok(Value::Str(v.to_string()))
     } else {
         Err(script_error(format!(
-            "record: tag `{key}` must be a number, string or boolean, found {}",
+            "{what}: {role} `{key}` must be a number, string or boolean, found {}",
             v.type_name()
         )))
     }
@@ -74,12 +79,66 @@ pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
         .or_script()
 }
 
+/// Appends metric rows (maps, e.g. from `fgsm` or `norms`) to metrics.parquet, each
+/// row led by the tags and the params.
+pub fn record_metrics(session: &Session, rows: &[Dynamic], tags: &Map) -> ScriptResult<()> {
+    let mut head: Row = Vec::new();
+    for (key, v) in tags {
+        head.push((
+            key.to_string(),
+            cell_value("record_metrics", "tag", key, v)?,
+        ));
+    }
+    head.extend(session.param_columns());
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let map = r.read_lock::<Map>().ok_or_else(|| {
+            script_error(format!(
+                "record_metrics: rows must be maps (as `norms` or `fgsm` return), found {}",
+                r.type_name()
+            ))
+        })?;
+        let mut row = head.clone();
+        for (key, v) in map.iter() {
+            if head.iter().any(|(k, _)| k == key.as_str()) {
+                return Err(script_error(format!(
+                    "record_metrics: the row's column `{key}` clashes with a tag or param of that name; rename the tag"
+                )));
+            }
+            row.push((
+                key.to_string(),
+                cell_value("record_metrics", "column", key, v)?,
+            ));
+        }
+        out.push(row);
+    }
+    session
+        .with_run_dir(|dir| dir.record_metrics(out))
+        .or_script()
+}
+
 pub fn register(engine: &mut Engine, session: &Rc<Session>) {
     let s = session.clone();
     engine.register_fn("record", move |run: RunRef| record(&s, &run, &Map::new()));
     let s = session.clone();
     engine.register_fn("record", move |run: RunRef, tags: Map| {
         record(&s, &run, &tags)
+    });
+    let s = session.clone();
+    engine.register_fn("record_metrics", move |rows: Array| {
+        record_metrics(&s, &rows, &Map::new())
+    });
+    let s = session.clone();
+    engine.register_fn("record_metrics", move |rows: Array, tags: Map| {
+        record_metrics(&s, &rows, &tags)
+    });
+    let s = session.clone();
+    engine.register_fn("record_metrics", move |row: Map| {
+        record_metrics(&s, &[Dynamic::from_map(row)], &Map::new())
+    });
+    let s = session.clone();
+    engine.register_fn("record_metrics", move |row: Map, tags: Map| {
+        record_metrics(&s, &[Dynamic::from_map(row)], &tags)
     });
     let s = session.clone();
     engine.register_fn("run_dir", move || -> ScriptResult<String> {

@@ -1,5 +1,6 @@
 //! The run directory: `config.json`, `history.parquet` (one row per run and epoch),
-//! `summary.parquet` (one row per run) and the pictures a script makes.
+//! `summary.parquet` (one row per run), `metrics.parquet` (rows of `record_metrics`)
+//! and the pictures a script makes.
 //!
 //! Both Parquet files are rewritten whole, atomically, after every recorded run, so
 //! a crash or Ctrl-C at any moment leaves every finished run readable.
@@ -12,11 +13,13 @@ use std::path::{Path, PathBuf};
 pub const HISTORY: &str = "history.parquet";
 pub const SUMMARY: &str = "summary.parquet";
 pub const CONFIG: &str = "config.json";
+pub const METRICS: &str = "metrics.parquet";
 
 pub struct RunDir {
     path: PathBuf,
     history: Vec<Row>,
     summary: Vec<Row>,
+    metrics: Vec<Row>,
 }
 
 impl RunDir {
@@ -36,7 +39,7 @@ impl RunDir {
     /// Exactly `path` (`--out`); refuses a folder that already holds results, so a
     /// second run never overwrites the first.
     pub fn create_at(path: &Path) -> Result<RunDir> {
-        for name in [HISTORY, SUMMARY] {
+        for name in [HISTORY, SUMMARY, METRICS] {
             if path.join(name).exists() {
                 bail!(
                     "{} already holds {name} from an earlier run; choose another --out folder",
@@ -50,6 +53,7 @@ impl RunDir {
             path: path.to_path_buf(),
             history: Vec::new(),
             summary: Vec::new(),
+            metrics: Vec::new(),
         })
     }
 
@@ -67,10 +71,12 @@ impl RunDir {
                 Ok(Vec::new())
             }
         };
+        // metrics.parquet is rebuilt: the resumed script records its metrics again.
         Ok(RunDir {
             path: path.to_path_buf(),
             history: rows(HISTORY)?,
             summary: rows(SUMMARY)?,
+            metrics: Vec::new(),
         })
     }
 
@@ -109,6 +115,18 @@ impl RunDir {
             // Keep memory and disk in step: the failed run is not half-recorded.
             self.history.truncate(h);
             self.summary.truncate(s);
+        }
+        written
+    }
+
+    /// Appends rows to metrics.parquet, rewritten whole like the other two.
+    pub fn record_metrics(&mut self, rows: Vec<Row>) -> Result<()> {
+        let before = self.metrics.len();
+        self.metrics.extend(rows);
+        let written = frame::to_frame(&self.metrics)
+            .and_then(|mut df| frame::write_parquet(&mut df, &self.path.join(METRICS)));
+        if written.is_err() {
+            self.metrics.truncate(before);
         }
         written
     }

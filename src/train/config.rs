@@ -134,6 +134,20 @@ pub const TRAIN: Spec = Spec {
             default: D::Str("fp32"),
             help: "bf16 autocast (CUDA only) or plain fp32",
         },
+        Key {
+            name: "track",
+            rule: Rule::Strs {
+                choices: crate::metrics::track::TRACKABLE,
+            },
+            default: D::Str(""),
+            help: "metrics added to the history every track_every epochs (docs/METRICS.md)",
+        },
+        Key {
+            name: "track_every",
+            rule: POSITIVE_INT,
+            default: D::Int(1),
+            help: "epochs between measurements of the tracked metrics",
+        },
     ],
 };
 

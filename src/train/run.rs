@@ -9,6 +9,7 @@ use crate::host::config::Config;
 use crate::host::interrupt;
 use crate::metrics::distance;
 use crate::metrics::evaluate::{cross_entropy, evaluate, Score};
+use crate::metrics::track::Tracker;
 use crate::models::Model;
 use crate::results::{Row, Value};
 use anyhow::{bail, Result};
@@ -67,6 +68,8 @@ pub struct Epoch {
     pub epoch_time_s: f64,
     pub wall_time_s: f64,
     pub images_per_s: f64,
+    /// Tracked metrics (the config's `track`), when measured this epoch.
+    pub extra: Row,
 }
 
 impl Epoch {
@@ -90,6 +93,9 @@ impl Epoch {
             ("wall_time_s".into(), Value::Float(self.wall_time_s)),
             ("images_per_s".into(), Value::Float(self.images_per_s)),
         ]
+        .into_iter()
+        .chain(self.extra.iter().cloned())
+        .collect()
     }
 }
 
@@ -264,6 +270,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         .iter()
         .map(|p| p.detach().copy())
         .collect();
+    let tracker = Tracker::new(config, init);
     let batch = config.i64("batch_size");
     let seed = config.i64("seed");
     let target = config.opt_f64("stop_at_train_acc");
@@ -405,6 +412,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             epoch_time_s: epoch_time,
             wall_time_s: started.elapsed().as_secs_f64(),
             images_per_s: n as f64 / epoch_time.max(1e-9),
+            extra: tracker.measure(epoch, &model, data)?,
         });
         let shown = train.unwrap_or(batch_score);
         let line = match test {
