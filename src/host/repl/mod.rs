@@ -83,6 +83,11 @@ pub fn run(host: &Host) -> Result<()> {
                 pending.clear();
                 continue;
             }
+            // An input still open at the end is run, so its syntax error shows.
+            Err(ReadlineError::Eof) if !pending.is_empty() => {
+                s.eval(pending.trim_end(), "<repl>");
+                break;
+            }
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e.into()),
         };
@@ -216,8 +221,18 @@ impl Session<'_> {
                 Err(e) => self.error(&format!("error: cannot read {arg}: {e}\n")),
             },
             ":save" if !arg.is_empty() => {
-                let mut text = self.inputs.join("\n");
-                text.push('\n');
+                // A REPL line may be a bare expression; in a script it needs its `;`.
+                let text: String = self
+                    .inputs
+                    .iter()
+                    .map(|i| {
+                        if i.ends_with(';') {
+                            format!("{i}\n")
+                        } else {
+                            format!("{i};\n")
+                        }
+                    })
+                    .collect();
                 match std::fs::write(Path::new(arg), text) {
                     Ok(()) => eprintln!("saved {} inputs to {arg}", self.inputs.len()),
                     Err(e) => self.error(&format!("error: cannot write {arg}: {e}\n")),
