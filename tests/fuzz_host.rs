@@ -111,7 +111,9 @@ proptest! {
         f in prop::sample::select(vec!["toy", "model", "train", "adversarial_init", "random_labels",
                                        "record", "evaluate", "boundary_distance", "distance",
                                        "plot_boundaries", "param", "run_dir", "load_model",
-                                       "save", "layers", "copy", "params"]),
+                                       "save", "layers", "copy", "params", "read_results",
+                                       "filter", "select", "sort", "group_by", "agg", "pivot",
+                                       "column", "row", "head", "show", "write_parquet"]),
         args in prop::collection::vec(literal(), 0..4),
     ) {
         assert_positioned(&format!("{f}({});", args.join(", ")));

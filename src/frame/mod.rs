@@ -43,8 +43,8 @@ pub fn result_files(path: &Path, table: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// The files of [`result_files`] as one frame. Several run folders are stacked
-/// with their columns unioned (missing values null) and a leading `run` column
-/// naming the folder.
+/// with their columns unioned (missing values null) and a leading `folder`
+/// column naming the run folder (`run` is already the run's index within it).
 pub fn read_results(path: &Path, table: &str) -> Result<DataFrame> {
     let files = result_files(path, table)?;
     if let [one] = files.as_slice() {
@@ -53,12 +53,12 @@ pub fn read_results(path: &Path, table: &str) -> Result<DataFrame> {
     let mut frames = Vec::with_capacity(files.len());
     for file in &files {
         let mut df = read_parquet(file)?;
-        let run = file
+        let folder = file
             .parent()
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        df.insert_column(0, Column::new("run".into(), vec![run; df.height()]))?;
+        df.insert_column(0, Column::new("folder".into(), vec![folder; df.height()]))?;
         frames.push(df);
     }
     Ok(polars::functions::concat_df_diagonal(&frames)?)
@@ -166,7 +166,7 @@ pub fn aggregate(df: &DataFrame, keys: &[&str], aggs: &[(String, String)]) -> Re
         // The eager aggregations are deprecated in favour of polars-lazy, which would
         // add polars-plan/expr/stream to the build for the same numbers.
         #[allow(deprecated)]
-        let part = match agg.as_str() {
+        let mut part = match agg.as_str() {
             "mean" => grouped.mean(),
             // Sample std (ddof = 1), as pandas and torch.std.
             "std" => grouped.std(1),
@@ -180,6 +180,12 @@ pub fn aggregate(df: &DataFrame, keys: &[&str], aggs: &[(String, String)]) -> Re
                 AGGS.join(", ")
             ),
         }?;
+        // Polars names std `COL_agg_std`; every aggregation is `COL_AGG` here.
+        let last = part.width() - 1;
+        part.rename(
+            part.columns()[last].name().clone().as_str(),
+            format!("{col}_{agg}").into(),
+        )?;
         out = Some(match out {
             None => part,
             Some(acc) => acc.hstack(&part.columns()[keys.len()..])?,

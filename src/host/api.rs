@@ -248,11 +248,8 @@ pub fn signatures(engine: &Engine) -> Vec<Signature> {
         .iter()
         .filter_map(|s| parse(engine, s))
         .collect();
-    sigs.sort_by(|a, b| {
-        a.name
-            .cmp(&b.name)
-            .then(a.params.len().cmp(&b.params.len()))
-    });
+    // The engine lists functions in hash order; sort so the docs are reproducible.
+    sigs.sort_by_cached_key(|s| (s.name.clone(), s.params.len(), s.render()));
     sigs.dedup();
     sigs
 }
