@@ -187,3 +187,56 @@ impl Hinter for Completion {
 impl Highlighter for Completion {}
 impl Validator for Completion {}
 impl Helper for Completion {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::params::Params;
+    use crate::host::{Host, Session, SessionOptions};
+
+    fn completion() -> Completion {
+        let host = Host::new(Session::new(SessionOptions {
+            script: None,
+            out: None,
+            runs_base: std::env::temp_dir(),
+            device: tch::Device::Cpu,
+            quiet: true,
+            params: Params::parse(&[]).unwrap(),
+        }));
+        let vocab = Rc::new(RefCell::new(Vocab {
+            vars: vec![("f".into(), "Frame".into()), ("run".into(), "Run".into())],
+            script_fns: vec!["my_helper".into()],
+        }));
+        Completion::new(&host.engine, vocab)
+    }
+
+    #[test]
+    fn candidates_follow_the_cursor_context() {
+        let c = completion();
+        assert_eq!(
+            c.candidates("read_re", 7),
+            (0, vec!["read_results".to_string()])
+        );
+        assert_eq!(
+            c.candidates("1 + my_h", 8),
+            (4, vec!["my_helper".to_string()])
+        );
+        // Methods and properties of the variable's type only.
+        let (at, found) = c.candidates("f.s", 3);
+        assert_eq!(
+            (at, found),
+            (2, vec!["select".into(), "show".into(), "sort".into()])
+        );
+        let (_, found) = c.candidates("run.te", 6);
+        assert_eq!(found, ["test_acc", "test_loss"]);
+        // adversarial_init takes train and random_labels keys.
+        let line = "adversarial_init(m, d, #{ epochs: 3, re";
+        let (_, found) = c.candidates(line, line.len());
+        assert_eq!(found, ["replicas: "]);
+        // A value position inside the map completes names, not keys.
+        let line = "train(m, d, #{ seed: to";
+        let (_, found) = c.candidates(line, line.len());
+        assert!(found.contains(&"toy".to_string()) && !found.iter().any(|k| k.ends_with(": ")));
+        assert_eq!(c.candidates(":sa", 3), (0, vec![":save".to_string()]));
+    }
+}
