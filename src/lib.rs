@@ -5,6 +5,7 @@
 //! and `host` wires them into one engine (see docs/ARCHITECTURE.md).
 
 pub mod data;
+pub mod frame;
 pub mod host;
 pub mod metrics;
 pub mod models;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use minima::host::params::Params;
-use minima::host::{interrupt, repl, Host, Outcome, Session, SessionOptions};
+use minima::host::{api, interrupt, repl, Host, Outcome, Session, SessionOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tch::Device;
@@ -49,6 +49,12 @@ enum Command {
     Repl {
         #[command(flatten)]
         args: RunArgs,
+    },
+    /// Write API.md and minima.d.rhai (editor definitions) from the registered functions
+    Doc {
+        /// Folder to write into
+        #[arg(long, default_value = "docs", value_name = "DIR")]
+        out: PathBuf,
     },
     /// Download, list and check data sets (see docs/DATA.md)
     Data {
@@ -185,6 +191,7 @@ fn main() -> ExitCode {
             repl::run(&Host::new(s))?;
             Ok(Outcome::Completed)
         }),
+        Command::Doc { out } => doc(&out),
         Command::Data { command } => data(command),
     };
     match result {
@@ -196,6 +203,28 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn doc(out: &std::path::Path) -> Result<Outcome> {
+    let host = Host::new(session(
+        None,
+        RunArgs {
+            set: Vec::new(),
+            out: None,
+            device: "cpu".into(),
+            quiet: true,
+        },
+    )?);
+    std::fs::create_dir_all(out)?;
+    for (name, text) in [
+        ("API.md", api::markdown(&host.engine)),
+        ("minima.d.rhai", api::definitions(&host.engine)),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, text)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(Outcome::Completed)
 }
 
 fn check(script: &std::path::Path) -> Result<Outcome> {

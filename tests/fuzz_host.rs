@@ -129,7 +129,9 @@ proptest! {
                                        "record", "evaluate", "boundary_distance", "distance",
                                        "plot_boundaries", "param", "run_dir", "load_model",
                                        "save", "layers", "copy", "params", "norms", "fgsm",
-                                       "margins", "interpolate", "record_metrics"]),
+                                       "margins", "interpolate", "record_metrics", "read_results",
+                                       "filter", "select", "sort", "group_by", "agg", "pivot",
+                                       "column", "row", "head", "show", "write_parquet"]),
         args in prop::collection::vec(literal(), 0..4),
     ) {
         assert_positioned(&format!("{f}({});", args.join(", ")));

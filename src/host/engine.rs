@@ -31,6 +31,7 @@ pub fn build(session: &Rc<Session>) -> Engine {
     crate::metrics::rhai::register(&mut engine);
     crate::results::rhai::register(&mut engine, session);
     crate::plot::rhai::register(&mut engine, session);
+    crate::frame::rhai::register(&mut engine);
     register_host(&mut engine, session);
     engine
 }

@@ -9,7 +9,7 @@ use crate::train::rhai::RunRef;
 use rhai::{Array, Engine, Map};
 use std::rc::Rc;
 
-const PLOT: Spec = Spec {
+pub const PLOT: Spec = Spec {
     what: "plot_boundaries options",
     keys: &[Key {
         name: "out",

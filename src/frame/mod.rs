@@ -1,0 +1,233 @@
+//! Results inside scripts: a thin layer over eager Polars `DataFrame` operations
+//! (read, filter, select, group-by aggregation, sort, pivot) whose errors name the
+//! columns a frame has. Bindings are in `rhai.rs`.
+
+pub mod rhai;
+
+use crate::results::frame::read_parquet;
+use anyhow::{anyhow, bail, Context, Result};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Aggregations `group_by(...).agg(...)` and `pivot` accept.
+pub const AGGS: &[&str] = &["mean", "std", "min", "max", "count", "sum", "first"];
+
+/// Which Parquet files `read_results(path, table)` reads: the file itself; a run
+/// folder's `TABLE.parquet`; or, for a folder of run folders, each
+/// `RUN/TABLE.parquet` (sorted by run name).
+pub fn result_files(path: &Path, table: &str) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    if !path.is_dir() {
+        bail!("read_results: {} does not exist", path.display());
+    }
+    let own = path.join(format!("{table}.parquet"));
+    if own.is_file() {
+        return Ok(vec![own]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("read_results: cannot list {}", path.display()))?
+        .flatten()
+        .map(|e| e.path().join(format!("{table}.parquet")))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "read_results: {} has no {table}.parquet, nor run folders holding one",
+            path.display()
+        );
+    }
+    Ok(files)
+}
+
+/// The files of [`result_files`] as one frame. Several run folders are stacked
+/// with their columns unioned (missing values null) and a leading `folder`
+/// column naming the run folder (`run` is already the run's index within it).
+pub fn read_results(path: &Path, table: &str) -> Result<DataFrame> {
+    let files = result_files(path, table)?;
+    if let [one] = files.as_slice() {
+        return read_parquet(one);
+    }
+    let mut frames = Vec::with_capacity(files.len());
+    for file in &files {
+        let mut df = read_parquet(file)?;
+        let folder = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        df.insert_column(0, Column::new("folder".into(), vec![folder; df.height()]))?;
+        frames.push(df);
+    }
+    Ok(polars::functions::concat_df_diagonal(&frames)?)
+}
+
+/// Fails unless `df` has every column in `names`, listing the ones it has.
+pub fn check_columns(df: &DataFrame, names: &[&str]) -> Result<()> {
+    for name in names {
+        if df.column(name).is_err() {
+            bail!(
+                "frame has no column `{name}`; columns: {}",
+                columns(df).join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn columns(df: &DataFrame) -> Vec<String> {
+    df.get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// A comparison `filter` applies between a column and a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    pub const SPELLINGS: &'static str = "==, !=, <, <=, >, >=";
+
+    pub fn parse(op: &str) -> Result<Cmp> {
+        Ok(match op {
+            "==" => Cmp::Eq,
+            "!=" => Cmp::Ne,
+            "<" => Cmp::Lt,
+            "<=" => Cmp::Le,
+            ">" => Cmp::Gt,
+            ">=" => Cmp::Ge,
+            other => bail!(
+                "filter: unknown comparison `{other}`; use one of {}",
+                Self::SPELLINGS
+            ),
+        })
+    }
+}
+
+/// Rows where `column OP value`; `value` is a one-element series, broadcast.
+pub fn compare(df: &DataFrame, column: &str, op: Cmp, value: &Series) -> Result<BooleanChunked> {
+    check_columns(df, &[column])?;
+    let s = df.column(column)?.as_materialized_series();
+    let mask = match op {
+        Cmp::Eq => s.equal(value),
+        Cmp::Ne => s.not_equal(value),
+        Cmp::Lt => s.lt(value),
+        Cmp::Le => s.lt_eq(value),
+        Cmp::Gt => s.gt(value),
+        Cmp::Ge => s.gt_eq(value),
+    }
+    .map_err(|e| anyhow!("filter on `{column}` ({}): {e}", s.dtype()))?;
+    // Comparisons with null are null; a filter keeps only rows known to match.
+    Ok(mask.fill_null_with_values(false)?)
+}
+
+pub fn filter(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    Ok(df.filter(mask)?)
+}
+
+pub fn select(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
+    check_columns(df, names)?;
+    Ok(df.select(names.iter().copied())?)
+}
+
+pub fn sort(df: &DataFrame, by: &[&str], descending: bool) -> Result<DataFrame> {
+    check_columns(df, by)?;
+    Ok(df.sort(
+        by,
+        SortMultipleOptions::default()
+            .with_order_descending(descending)
+            .with_maintain_order(true),
+    )?)
+}
+
+/// One row per distinct combination of `keys` (in order of first appearance), then
+/// a column `COL_AGG` per requested aggregation, named as Polars names them.
+pub fn aggregate(df: &DataFrame, keys: &[&str], aggs: &[(String, String)]) -> Result<DataFrame> {
+    check_columns(df, keys)?;
+    let mut out: Option<DataFrame> = None;
+    for (col, agg) in aggs {
+        check_columns(df, &[col.as_str()])?;
+        if keys.contains(&col.as_str()) {
+            bail!("agg: `{col}` is a group key; aggregate other columns");
+        }
+        let grouped = df
+            .group_by_stable(keys.iter().copied())?
+            .select([col.as_str()]);
+        // The eager aggregations are deprecated in favour of polars-lazy, which would
+        // add polars-plan/expr/stream to the build for the same numbers.
+        #[allow(deprecated)]
+        let mut part = match agg.as_str() {
+            "mean" => grouped.mean(),
+            // Sample std (ddof = 1), as pandas and torch.std.
+            "std" => grouped.std(1),
+            "min" => grouped.min(),
+            "max" => grouped.max(),
+            "count" => grouped.count(),
+            "sum" => grouped.sum(),
+            "first" => grouped.first(),
+            other => bail!(
+                "agg: unknown aggregation `{other}` for `{col}`; use one of {}",
+                AGGS.join(", ")
+            ),
+        }?;
+        // Polars names std `COL_agg_std`; every aggregation is `COL_AGG` here.
+        let last = part.width() - 1;
+        part.rename(
+            part.columns()[last].name().clone().as_str(),
+            format!("{col}_{agg}").into(),
+        )?;
+        out = Some(match out {
+            None => part,
+            Some(acc) => acc.hstack(&part.columns()[keys.len()..])?,
+        });
+    }
+    out.ok_or_else(|| anyhow!("agg: no aggregations given"))
+}
+
+/// Wide table: one row per `index` value, one column per distinct `on` value
+/// (sorted), holding `agg` of `values`. Built from a group-by and left joins.
+pub fn pivot(df: &DataFrame, index: &str, on: &str, values: &str, agg: &str) -> Result<DataFrame> {
+    check_columns(df, &[index, on, values])?;
+    if index == on {
+        bail!("pivot: index and on are both `{index}`");
+    }
+    let long = aggregate(df, &[index, on], &[(values.to_string(), agg.to_string())])?;
+    let value_col = long.columns()[2].name().clone();
+    let mut out = df
+        .select([index])?
+        .unique_stable(None, UniqueKeepStrategy::First, None)?;
+    let on_values = long
+        .column(on)?
+        .as_materialized_series()
+        .unique()?
+        .sort(SortOptions::default())?;
+    for i in 0..on_values.len() {
+        let v = on_values.get(i)?;
+        let name = match &v {
+            AnyValue::String(s) => s.to_string(),
+            AnyValue::Null => "null".to_string(),
+            other => other.to_string(),
+        };
+        let one = on_values.slice(i as i64, 1);
+        let mask = long
+            .column(on)?
+            .as_materialized_series()
+            .equal_missing(&one)?;
+        let mut part = long
+            .filter(&mask)?
+            .select([index.into(), value_col.clone()])?;
+        part.rename(value_col.as_str(), name.as_str().into())?;
+        out = out.left_join(&part, [index], [index])?;
+    }
+    Ok(out)
+}
