@@ -415,13 +415,14 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             extra: tracker.measure(epoch, &model, data)?,
         });
         let shown = train.unwrap_or(batch_score);
+        let speed = n as f64 / epoch_time.max(1e-9);
         let line = match test {
             Some(t) => format!(
-                "loss {:.4} acc {:.4} test acc {:.4} lr {lr}",
+                "loss {:.4} acc {:.4} test acc {:.4} lr {lr} {speed:.0} img/s",
                 shown.loss, shown.acc, t.acc
             ),
             None => format!(
-                "batch loss {:.4} batch acc {:.4} lr {lr}",
+                "batch loss {:.4} batch acc {:.4} lr {lr} {speed:.0} img/s",
                 shown.loss, shown.acc
             ),
         };
