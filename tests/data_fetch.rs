@@ -634,9 +634,10 @@ fn ctrl_c_stops_a_fetch_at_once_and_the_next_run_resumes() {
         .status()
         .unwrap();
     assert!(sent.success());
+    let killed = Instant::now();
     let status = child.wait().unwrap();
     assert!(
-        start.elapsed() < Duration::from_secs(20),
+        killed.elapsed() < Duration::from_secs(10),
         "Ctrl-C took effect late"
     );
     assert_eq!(status.signal(), Some(2), "{status:?}");
