@@ -45,6 +45,12 @@ const KEYS: &[&str] = &[
     "augment_copies",
     "out",
     "titles",
+    "root",
+    "normalize",
+    "format",
+    "labels",
+    "pad",
+    "stratified",
     "momentun",
     "",
     "x y",
@@ -72,6 +78,8 @@ const CALLS: &[&str] = &[
     "let d = toy({0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model({0}, d);",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let r = random_labels(d, {0});",
+    "let d = dataset(\"cifar100\", {0} + #{{ root: \"/nonexistent\" }});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let s = d.subset(2, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); train(m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); adversarial_init(m, d, {0} + #{{ epochs: 3 }});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); let r = train(m, d, #{{ epochs: 1 }}); record(r, {0});",
@@ -102,7 +110,7 @@ proptest! {
 
     #[test]
     fn wrong_argument_types_never_panic(
-        f in prop::sample::select(vec!["toy", "model", "train", "adversarial_init", "random_labels",
+        f in prop::sample::select(vec!["toy", "dataset", "subset", "model", "train", "adversarial_init", "random_labels",
                                        "record", "evaluate", "boundary_distance", "distance",
                                        "plot_boundaries", "param", "run_dir"]),
         args in prop::collection::vec(literal(), 0..4),

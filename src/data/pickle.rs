@@ -536,3 +536,56 @@ fn build(target: &Value, state: &Value) -> Result<(), String> {
         other => Err(format!("BUILD on {}", other.kind())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_integers_are_twos_complement_little_endian() {
+        // pickle.dumps([2**40, -2**31 - 1, -1], protocol=2)
+        let bytes = b"\x80\x02]q\x00(\x8a\x06\x00\x00\x00\x00\x00\x01\x8a\x05\xff\xff\xff\x7f\xffJ\xff\xff\xff\xffe.";
+        let items: Vec<i64> = load(bytes)
+            .unwrap()
+            .items()
+            .unwrap()
+            .iter()
+            .map(|v| v.int().unwrap())
+            .collect();
+        assert_eq!(items, [1 << 40, -(1i64 << 31) - 1, -1]);
+    }
+
+    #[test]
+    fn memo_entries_are_the_same_object_not_copies() {
+        // ([b, b], b) with b = [5], b filled after it was memoised and fetched.
+        let bytes = b"\x80\x02]q\x00(]q\x01h\x01eh\x01K\x05a\x86.";
+        let pair = load(bytes).unwrap().items().unwrap();
+        let outer = pair[0].items().unwrap();
+        assert_eq!(outer.len(), 2);
+        assert_eq!(
+            outer[0].items().unwrap().len(),
+            1,
+            "the append shows through the memo"
+        );
+        assert_eq!(pair[1].items().unwrap()[0].int(), Some(5));
+    }
+
+    #[test]
+    fn marks_stacks_memo_and_unknown_opcodes_are_checked() {
+        let err = load(b"\x80\x02]q\x00(]q\x01h\x01eh\x01K\x05a0.").unwrap_err();
+        assert_eq!(
+            err,
+            "unsupported pickle opcode (opcode 0x30 '0' at byte 17)"
+        );
+        let err = load(b"\x80\x02]q\x00)b.").unwrap_err();
+        assert!(err.contains("BUILD on a list"), "{err}");
+        assert!(load(b"\x80\x02e.").unwrap_err().contains("no MARK"));
+        assert!(load(b"\x80\x02.").unwrap_err().contains("stack underflow"));
+        assert!(load(b"\x80\x02h\x07.")
+            .unwrap_err()
+            .contains("memo entry 7"));
+        assert!(load(b"\x80\x02T\xff\xff\xff\xff")
+            .unwrap_err()
+            .contains("negative length -1"));
+    }
+}
