@@ -78,8 +78,9 @@ pub fn read(path: &Path, key: &str) -> Option<Images> {
         u32_at(62) as usize,
         u32_at(66) as usize,
     ];
-    let pixels = n.checked_mul(shape.iter().product())?;
-    if total != (HEADER + 8 * n + pixels) as u64 {
+    let pixels = n.checked_mul(shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?)?;
+    let size = n.checked_mul(8)?.checked_add(pixels)?.checked_add(HEADER)?;
+    if total != size as u64 {
         return None;
     }
     let mut labels = vec![0u8; 8 * n];

@@ -76,17 +76,18 @@ fn parse(path: &Path, bytes: &[u8], ndims: usize) -> Result<(Vec<usize>, Vec<u8>
         .chunks_exact(4)
         .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
         .collect();
-    let want = dims.iter().product::<usize>();
+    let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let found = bytes.len() - header;
-    if found != want {
+    if want != Some(found) {
         bail!(
-            "{}: the header promises {} = {want} bytes of values, found {found}: the file is \
+            "{}: the header promises {} = {} bytes of values, found {found}: the file is \
              truncated or corrupt",
             path.display(),
             dims.iter()
                 .map(|d| d.to_string())
                 .collect::<Vec<_>>()
-                .join("×")
+                .join("×"),
+            want.map_or("more than 2^64".into(), |w| w.to_string())
         );
     }
     Ok((dims, bytes[header..].to_vec()))

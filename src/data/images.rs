@@ -52,10 +52,7 @@ impl Images {
             .enumerate()
             .find(|(_, &l)| l < 0 || l >= classes as i64)
         {
-            bail!(
-                "{source}: example {i} has label {l}, but there are {classes} classes (0..={})",
-                classes - 1
-            );
+            bail!("{source}: example {i} has label {l}, but there are {classes} classes");
         }
         Ok(())
     }

@@ -40,6 +40,39 @@ pub enum Value {
     Global(Callable),
 }
 
+/// Containers are freed with a work list instead of recursion: a few bytes of
+/// pickle (TUPLE1 repeated) nest a million levels deep, and recursive drops would
+/// overflow the stack.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut work = Vec::new();
+        self.take_children(&mut work);
+        while let Some(mut v) = work.pop() {
+            v.take_children(&mut work);
+        }
+    }
+}
+
+impl Value {
+    /// Moves out the items of a container nothing else refers to.
+    fn take_children(&mut self, work: &mut Vec<Value>) {
+        match self {
+            Value::List(l) if Rc::strong_count(l) == 1 => work.append(&mut l.borrow_mut()),
+            Value::Dict(d) if Rc::strong_count(d) == 1 => {
+                for (k, v) in d.borrow_mut().drain(..) {
+                    work.extend([k, v]);
+                }
+            }
+            Value::Tuple(t) => {
+                if let Some(items) = Rc::get_mut(t) {
+                    work.append(items);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The globals the reader interprets (it calls none of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Callable {
@@ -568,6 +601,16 @@ mod tests {
             "the append shows through the memo"
         );
         assert_eq!(pair[1].items().unwrap()[0].int(), Some(5));
+    }
+
+    #[test]
+    fn deep_nesting_is_dropped_without_recursion() {
+        let mut bytes = b"\x80\x02K\x00".to_vec();
+        bytes.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+        bytes.push(b'.');
+        let v = load(&bytes).unwrap();
+        assert_eq!(v.kind(), "a tuple");
+        drop(v);
     }
 
     #[test]

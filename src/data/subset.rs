@@ -80,7 +80,10 @@ pub fn subset(data: &Dataset, n: i64, seed: i64, stratified: bool) -> Result<Dat
         bail!("subset: the data set is already a subset; take the subset of the full data set");
     }
     let labels = Vec::<i64>::try_from(data.train.y.to_device(Device::Cpu))?;
-    let chosen = choose(&labels, &data.classes, n.max(0) as usize, seed, stratified)?;
+    let Some(n) = usize::try_from(n).ok().filter(|&n| n >= 1) else {
+        bail!("subset: n = {n} is out of range: it must be at least 1");
+    };
+    let chosen = choose(&labels, &data.classes, n, seed, stratified)?;
     let index = Tensor::from_slice(&chosen).to_device(data.device());
     let mut describe = data.describe.clone();
     describe.extend([
