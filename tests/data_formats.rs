@@ -319,7 +319,7 @@ fn corrupt_or_foreign_pickles_are_refused_with_file_and_opcode() {
     write_pickle(&batch, &formats::pickle(&short, Python::Three));
     expect(&[
         &name,
-        "array data is 3072 bytes, but shape [2, 3072] of `u1` needs 6144",
+        "array data is 3072 bytes, but shape [2, 3072] of `|u1` needs 6144",
     ]);
 
     let mismatched = Py::Dict(vec![
@@ -334,7 +334,7 @@ fn corrupt_or_foreign_pickles_are_refused_with_file_and_opcode() {
         ("labels", Py::Ints(vec![0, 1])),
     ]);
     write_pickle(&batch, &formats::pickle(&wrong_shape, Python::Two));
-    expect(&[&name, "shape [n, 3072], found `u1` of shape [2, 1024]"]);
+    expect(&[&name, "shape [n, 3072], found `|u1` of shape [2, 1024]"]);
 
     let bad_label = Py::Dict(vec![
         ("data", Py::U8Array(vec![1, 3072], vec![0; 3072])),

@@ -257,7 +257,7 @@ fn read_batch(path: &Path, labels_key: &str, which: Which) -> Result<Images> {
         )
     })?;
     let n = array.shape.first().copied().unwrap_or(0);
-    if array.descr != "u1" || array.shape != [n, PIXELS] || array.fortran {
+    if array.descr != "|u1" || array.shape != [n, PIXELS] || array.fortran {
         bail!(
             "{}: `data` should be a C-ordered uint8 array of shape [n, {PIXELS}], found `{}` \
              of shape {:?}{}",

@@ -13,10 +13,9 @@ use std::rc::Rc;
 /// A numpy array's metadata and raw bytes, as `ndarray.__reduce__` pickles them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Array {
-    /// dtype descriptor without byte order, e.g. `u1`, `i8`.
+    /// The dtype as numpy's `dtype.str`: byte order and type code, e.g. `|u1`
+    /// (byte order not applicable), `<i8`.
     pub descr: String,
-    /// `|` (not applicable), `<` or `>`.
-    pub byteorder: String,
     pub shape: Vec<usize>,
     pub fortran: bool,
     pub data: Rc<Vec<u8>>,
@@ -35,8 +34,8 @@ pub enum Value {
     Tuple(Rc<Vec<Value>>),
     Dict(Rc<RefCell<Vec<(Value, Value)>>>),
     Array(Rc<RefCell<Array>>),
-    /// A `numpy.dtype` being built: descriptor, then byte order from BUILD.
-    Dtype(Rc<RefCell<(String, String)>>),
+    /// A `numpy.dtype`: its type code, prefixed with the byte order by BUILD.
+    Dtype(Rc<RefCell<String>>),
     Global(Callable),
 }
 
@@ -488,7 +487,7 @@ fn reduce(f: &Value, args: &Value) -> Result<Value, String> {
                 .first()
                 .and_then(Value::text)
                 .ok_or("numpy.dtype without a descriptor string")?;
-            Ok(Value::Dtype(Rc::new(RefCell::new((descr, "|".into())))))
+            Ok(Value::Dtype(Rc::new(RefCell::new(descr))))
         }
         Callable::Encode => {
             let (Some(Value::Str(text)), Some(enc)) = (args.first(), args.get(1)) else {
@@ -518,7 +517,8 @@ fn build(target: &Value, state: &Value) -> Result<(), String> {
                 .get(1)
                 .and_then(Value::text)
                 .ok_or("dtype state without a byte order")?;
-            d.borrow_mut().1 = order;
+            let mut d = d.borrow_mut();
+            *d = format!("{order}{d}");
             Ok(())
         }
         Value::Array(a) => {
@@ -544,8 +544,9 @@ fn build(target: &Value, state: &Value) -> Result<(), String> {
                     raw.kind()
                 ));
             };
-            let (descr, byteorder) = dtype.borrow().clone();
+            let descr = dtype.borrow().clone();
             let itemsize: usize = descr
+                .trim_start_matches(['|', '<', '>', '='])
                 .get(1..)
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| format!("unsupported dtype `{descr}`"))?;
@@ -559,7 +560,6 @@ fn build(target: &Value, state: &Value) -> Result<(), String> {
             }
             *a.borrow_mut() = Array {
                 descr,
-                byteorder,
                 shape,
                 fortran: fortran.int() == Some(1),
                 data: data.clone(),
