@@ -11,7 +11,10 @@ use minima::host::{Host, Session, SessionOptions};
 use rhai::Map;
 
 fn main() {
-    let n: i64 = std::env::var("MINIMA_BENCH_TRAIN").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let n: i64 = std::env::var("MINIMA_BENCH_TRAIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let out = tempfile::tempdir().expect("a temporary folder");
     let host = Host::new(Session::new(SessionOptions {
         script: None,
@@ -43,7 +46,17 @@ fn main() {
         tch::get_num_threads(),
         tch::Device::cuda_if_available()
     );
-    println!("training steps, no augmentation : {:>8.1} images/s ({:.1} s per epoch)", f("plain"), f("epoch"));
-    println!("training steps, crop+flip       : {:>8.1} images/s", f("augmented"));
-    println!("augmentation share of a step    : {:>8.1} %", 100.0 * (f("plain") / f("augmented") - 1.0));
+    println!(
+        "training steps, no augmentation : {:>8.1} images/s ({:.1} s per epoch)",
+        f("plain"),
+        f("epoch")
+    );
+    println!(
+        "training steps, crop+flip       : {:>8.1} images/s",
+        f("augmented")
+    );
+    println!(
+        "augmentation share of a step    : {:>8.1} %",
+        100.0 * (f("plain") / f("augmented") - 1.0)
+    );
 }

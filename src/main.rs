@@ -174,9 +174,11 @@ fn resume(dir: PathBuf, mut args: RunArgs) -> Result<(Session, PathBuf)> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `data` commands keep the default Ctrl-C: stopping at once is safe, a download's
-    // `.part` file is resumed by the next fetch.
-    if !matches!(cli.command, Command::Data { .. }) {
+    // `data` commands stop at once on Ctrl-C: a download's `.part` file is resumed by
+    // the next fetch. Everything else stops at its next safe point.
+    if matches!(cli.command, Command::Data { .. }) {
+        interrupt::install_exit();
+    } else {
         interrupt::install();
     }
     let result = match cli.command {

@@ -60,6 +60,12 @@ const KEYS: &[&str] = &[
     "relative",
     "steps",
     "bn_batches",
+    "root",
+    "normalize",
+    "format",
+    "labels",
+    "pad",
+    "stratified",
     "momentun",
     "",
     "x y",
@@ -89,6 +95,8 @@ const CALLS: &[&str] = &[
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let r = random_labels(d, {0});",
     "let m = model({0} + #{{ width: 0.1 }}); m.layers();",
     "let m = model(#{{ arch: \"cnn\", classes: 2, width: 0.1 }}); load_model(m.save({0}));",
+    "let d = dataset(\"cifar100\", {0} + #{{ root: \"/nonexistent\" }});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let s = d.subset(2, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); train(m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); adversarial_init(m, d, {0} + #{{ epochs: 3 }});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); let r = train(m, d, #{{ epochs: 1 }}); record(r, {0});",
@@ -125,7 +133,7 @@ proptest! {
 
     #[test]
     fn wrong_argument_types_never_panic(
-        f in prop::sample::select(vec!["toy", "model", "train", "adversarial_init", "random_labels",
+        f in prop::sample::select(vec!["toy", "dataset", "subset", "model", "train", "adversarial_init", "random_labels",
                                        "record", "evaluate", "boundary_distance", "distance",
                                        "plot_boundaries", "param", "run_dir", "load_model",
                                        "save", "layers", "copy", "params", "norms", "fgsm",

@@ -2,11 +2,21 @@
 //! examples into model inputs: random-label copies, augmentation, normalisation.
 
 pub mod augment;
+pub mod cache;
+pub mod cifar;
+pub mod cinic;
 pub mod fetch;
+pub mod folders;
 pub mod hash;
+pub mod idx;
+pub mod imagenet;
+pub mod images;
+pub mod load;
+pub mod pickle;
 pub mod random_labels;
 pub mod rhai;
 pub mod root;
+pub mod subset;
 pub mod toy;
 
 pub use augment::Augmentation;

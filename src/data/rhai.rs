@@ -1,8 +1,11 @@
-//! Script bindings for data sets: `toy`, `random_labels` and the `Data` type.
+//! Script bindings for data sets: `dataset`, `toy`, `random_labels`, `subset` and
+//! the `Data` type.
 
+use super::cifar::Format;
+use super::load::{self, Options};
 use super::random_labels::{random_labels, RandomLabelOptions};
 use super::toy::{toy, ToyOptions};
-use super::{Dataset, Part};
+use super::{Dataset, Inputs, Part};
 use crate::host::config::{Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
@@ -88,6 +91,139 @@ pub const RANDOM_LABELS: Spec = Spec {
     ],
 };
 
+const ROOT: Key = Key {
+    name: "root",
+    rule: Rule::Str { choices: &[] },
+    default: D::Absent,
+    help: "folder to read from (default: $MINIMA_DATA/NAME, a system folder, ~/.cache/minima/data/NAME)",
+};
+
+const NORMALIZE: Key = Key {
+    name: "normalize",
+    rule: Rule::Bool,
+    default: D::Bool(true),
+    help: "normalise inputs by the training split's per-channel mean and std",
+};
+
+const FORMAT: Key = Key {
+    name: "format",
+    rule: Rule::Str {
+        choices: &["auto", "binary", "python"],
+    },
+    default: D::Str("auto"),
+    help: "which CIFAR version to read; auto: binary if present, else python",
+};
+
+const CIFAR10: Spec = Spec {
+    what: "dataset(\"cifar10\") options",
+    keys: &[ROOT, NORMALIZE, FORMAT],
+};
+
+const CIFAR100: Spec = Spec {
+    what: "dataset(\"cifar100\") options",
+    keys: &[
+        ROOT,
+        NORMALIZE,
+        FORMAT,
+        Key {
+            name: "labels",
+            rule: Rule::Str {
+                choices: &["fine", "coarse"],
+            },
+            default: D::Str("fine"),
+            help: "the 100 fine classes or the 20 coarse super-classes",
+        },
+    ],
+};
+
+const CINIC10: Spec = Spec {
+    what: "dataset(\"cinic10\") options",
+    keys: &[ROOT, NORMALIZE],
+};
+
+const RESTRICTED_IMAGENET: Spec = Spec {
+    what: "dataset(\"restricted_imagenet\") options",
+    keys: &[ROOT, NORMALIZE],
+};
+
+const FASHION_MNIST: Spec = Spec {
+    what: "dataset(\"fashion_mnist\") options",
+    keys: &[
+        ROOT,
+        NORMALIZE,
+        Key {
+            name: "pad",
+            rule: Rule::Int { min: 0, max: 16 },
+            default: D::Int(0),
+            help: "zero pixels added on each side of the 28x28 images; 2 gives 32x32",
+        },
+    ],
+};
+
+pub const SUBSET: Spec = Spec {
+    what: "subset options",
+    keys: &[
+        Key {
+            name: "seed",
+            rule: SEED,
+            default: D::Int(0),
+            help: "seed of the choice of examples",
+        },
+        Key {
+            name: "stratified",
+            rule: Rule::Bool,
+            default: D::Bool(true),
+            help: "the same number of examples from every class",
+        },
+    ],
+};
+
+pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResult<Data> {
+    let spec = match name {
+        "cifar10" => CIFAR10,
+        "cifar100" => CIFAR100,
+        "cinic10" => CINIC10,
+        "restricted_imagenet" => RESTRICTED_IMAGENET,
+        "fashion_mnist" => FASHION_MNIST,
+        _ => return Err(script_error(load::unknown(name))),
+    };
+    let c = spec.read(map).or_script()?;
+    let o = Options {
+        root: map.contains_key("root").then(|| c.str("root").into()),
+        normalize: c.bool("normalize"),
+        format: match c.str("format") {
+            "binary" => Some(Format::Binary),
+            "python" => Some(Format::Python),
+            _ => None,
+        },
+        coarse: c.str("labels") == "coarse",
+        pad: c.i64("pad") as usize,
+        quiet: session.quiet(),
+    };
+    let data = load::load(name, &o, session.device()).or_script()?;
+    Ok(Rc::new(data))
+}
+
+pub fn subset_from_map(data: &Dataset, n: i64, map: &Map) -> ScriptResult<Data> {
+    let c = SUBSET.read(map).or_script()?;
+    let sub = super::subset::subset(data, n, c.i64("seed"), c.bool("stratified")).or_script()?;
+    Ok(Rc::new(sub))
+}
+
+/// Per-channel mean or std of image data, as inputs are normalised with.
+fn channel_stat(d: &Dataset, std: bool) -> ScriptResult<Array> {
+    match &d.inputs {
+        Inputs::Images { mean, std: s } => Ok(if std { s } else { mean }
+            .iter()
+            .map(|&v| Dynamic::from_float(v))
+            .collect()),
+        Inputs::Features => Err(script_error(format!(
+            "{} has feature inputs, not images: only image data sets have a per-channel mean and std",
+            d.name
+        ))),
+    }
+}
+
 pub fn toy_from_map(session: &Session, map: &Map) -> ScriptResult<Data> {
     let c = TOY.read(map).or_script()?;
     let o = ToyOptions {
@@ -138,6 +274,21 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
         random_labels_from_map(&d, &Map::new())
     });
 
+    let s = session.clone();
+    engine.register_fn("dataset", move |name: &str| {
+        dataset_from_map(&s, name, &Map::new())
+    });
+    let s = session.clone();
+    engine.register_fn("dataset", move |name: &str, map: Map| {
+        dataset_from_map(&s, name, &map)
+    });
+    engine.register_fn("subset", |d: &mut Data, n: i64| {
+        subset_from_map(d, n, &Map::new())
+    });
+    engine.register_fn("subset", |d: &mut Data, n: i64, map: Map| {
+        subset_from_map(d, n, &map)
+    });
+
     engine.register_get("name", |d: &mut Data| d.name.clone());
     engine.register_get("labels", |d: &mut Data| d.labels().to_string());
     engine.register_get("n_train", |d: &mut Data| d.len(Part::Train));
@@ -148,6 +299,19 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
     });
     engine.register_get("input_shape", |d: &mut Data| -> Array {
         d.input_shape().into_iter().map(Dynamic::from_int).collect()
+    });
+    engine.register_get("mean", |d: &mut Data| channel_stat(d, false));
+    engine.register_get("std", |d: &mut Data| channel_stat(d, true));
+    engine.register_get("class_counts", |d: &mut Data| -> ScriptResult<Array> {
+        let y = Vec::<i64>::try_from(d.train.y.to_device(tch::Device::Cpu))
+            .map_err(|e| script_error(e.to_string()))?;
+        let mut counts = vec![0i64; d.classes.len()];
+        for l in y {
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        Ok(counts.into_iter().map(Dynamic::from_int).collect())
     });
     engine.register_fn("to_string", |d: &mut Data| d.summary());
     engine.register_fn("to_debug", |d: &mut Data| d.summary());

@@ -23,7 +23,7 @@ pub struct Property {
     pub description: &'static str,
 }
 
-use crate::data::rhai::{RANDOM_LABELS, TOY};
+use crate::data::rhai::{RANDOM_LABELS, SUBSET, TOY};
 use crate::frame::rhai::PIVOT;
 use crate::metrics::rhai as metrics;
 use crate::models::rhai::MODEL;
@@ -50,6 +50,8 @@ pub const FUNCTIONS: &[Doc] = &[
     doc("device", "The device training runs on: `cpu` or `cuda:N`.", "print(device());", &[]),
     // data
     doc("toy", "The two-Gaussian toy data set of Figure 1.", "let d = toy(#{ n_train: 50, seed: 1 });", &[&TOY]),
+    doc("dataset", "A data set by name (cifar10, cifar100, cinic10, restricted_imagenet, fashion_mnist), read from its root (docs/DATA.md).", r#"let d = dataset("fashion_mnist", #{ pad: 2 });"#, &[]),
+    doc("subset", "A seeded, class-balanced subset of the training split.", "let small = d.subset(2000, #{ seed: 0 });", &[&SUBSET]),
     doc("random_labels", "Algorithm 1's random-label copy of a data set: R replicas, zero-out, uniformly random labels.", "let r = random_labels(d, #{ replicas: 5, zero_out: 0.1 });", &[&RANDOM_LABELS]),
     // models
     doc("model", "A freshly initialised network from a model spec; with data, input shape and classes come from the data.", r#"let m = model(#{ arch: "mlp", hidden: [64] }, d);"#, &[&MODEL]),
@@ -91,6 +93,17 @@ pub const FUNCTIONS: &[Doc] = &[
 
 pub const PROPERTIES: &[Property] = &[
     prop("Data", "name", "the data set's name"),
+    prop(
+        "Data",
+        "mean",
+        "per-channel mean of the training pixels in [0, 1]",
+    ),
+    prop(
+        "Data",
+        "std",
+        "per-channel standard deviation of the training pixels",
+    ),
+    prop("Data", "class_counts", "training examples per class"),
     prop("Data", "labels", "`true` or `random`"),
     prop("Data", "n_train", "training examples"),
     prop("Data", "n_test", "test examples"),

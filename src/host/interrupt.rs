@@ -12,6 +12,13 @@ pub fn install() {
     let _ = ctrlc::set_handler(|| REQUESTED.store(true, Ordering::SeqCst));
 }
 
+/// For work that is safe to stop at any instant: Ctrl-C exits with 130 at once.
+/// A handler (not the default action) so it also works where the process started
+/// with SIGINT ignored, as background jobs of a non-interactive shell do.
+pub fn install_exit() {
+    let _ = ctrlc::set_handler(|| std::process::exit(130));
+}
+
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod formats;
+
 use minima::host::params::Params;
 use minima::host::{Host, Session, SessionOptions};
 use std::path::{Path, PathBuf};
