@@ -31,6 +31,9 @@ fi
 command -v cc >/dev/null || apt_install build-essential
 command -v python3 >/dev/null || apt_install python3
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+# The real image data set every Debian machine can have offline: benchmarks and
+# CPU-scale scripts read it from /usr/share/datasets/fashion-mnist.
+[ -d /usr/share/datasets/fashion-mnist ] || apt_install dataset-fashion-mnist
 
 # The CUDA build needs the full wheel with its NVIDIA libraries (~4.7 GB); on a
 # machine without a GPU the wheel alone plus the two NVIDIA runtime libraries that
