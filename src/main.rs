@@ -207,16 +207,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// A host that runs nothing itself: for compiling scripts and reading the registry.
+fn quiet_cpu_host(script: Option<PathBuf>) -> Result<Host> {
+    let args = RunArgs {
+        set: Vec::new(),
+        out: None,
+        device: "cpu".into(),
+        quiet: true,
+    };
+    Ok(Host::new(session(script, args)?))
+}
+
 fn doc(out: &std::path::Path) -> Result<Outcome> {
-    let host = Host::new(session(
-        None,
-        RunArgs {
-            set: Vec::new(),
-            out: None,
-            device: "cpu".into(),
-            quiet: true,
-        },
-    )?);
+    let host = quiet_cpu_host(None)?;
     std::fs::create_dir_all(out)?;
     for (name, text) in [
         ("API.md", api::markdown(&host.engine)),
@@ -231,15 +234,7 @@ fn doc(out: &std::path::Path) -> Result<Outcome> {
 
 fn check(script: &std::path::Path) -> Result<Outcome> {
     let text = minima::host::read_script(script)?;
-    let host = Host::new(session(
-        Some(script.to_path_buf()),
-        RunArgs {
-            set: Vec::new(),
-            out: None,
-            device: "cpu".into(),
-            quiet: true,
-        },
-    )?);
+    let host = quiet_cpu_host(Some(script.to_path_buf()))?;
     match host.compile(&script.display().to_string(), &text) {
         Ok(_) => {
             println!("{}: ok", script.display());

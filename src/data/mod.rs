@@ -228,6 +228,29 @@ impl Dataset {
         }
     }
 
+    /// A data set like this one with another training split (its test split, classes,
+    /// inputs and augmentation shared), `relabel` and description columns.
+    pub fn derive(
+        &self,
+        train: Split,
+        relabel: Option<RandomLabelOptions>,
+        describe: Row,
+    ) -> Dataset {
+        Dataset {
+            name: self.name.clone(),
+            train,
+            test: Split {
+                x: self.test.x.shallow_clone(),
+                y: self.test.y.shallow_clone(),
+            },
+            classes: self.classes.clone(),
+            inputs: self.inputs.clone(),
+            augmentation: self.augmentation,
+            relabel,
+            describe,
+        }
+    }
+
     /// Result columns naming this data set.
     pub fn columns(&self) -> Row {
         let mut row = vec![

@@ -58,20 +58,9 @@ pub fn random_labels(data: &Dataset, o: &RandomLabelOptions) -> Dataset {
         ("zero_out".into(), Value::Float(o.zero_out)),
         ("label_seed".into(), Value::Int(o.seed)),
     ]);
-    Dataset {
-        name: data.name.clone(),
-        train: Split {
-            x: data.train.x.shallow_clone(),
-            y: data.train.y.shallow_clone(),
-        },
-        test: Split {
-            x: data.test.x.shallow_clone(),
-            y: data.test.y.shallow_clone(),
-        },
-        classes: data.classes.clone(),
-        inputs: data.inputs.clone(),
-        augmentation: data.augmentation,
-        relabel: Some(*o),
-        describe,
-    }
+    let train = Split {
+        x: data.train.x.shallow_clone(),
+        y: data.train.y.shallow_clone(),
+    };
+    data.derive(train, Some(*o), describe)
 }

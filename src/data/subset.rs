@@ -90,20 +90,9 @@ pub fn subset(data: &Dataset, n: i64, seed: i64, stratified: bool) -> Result<Dat
         ("subset_seed".into(), Value::Int(seed)),
         ("subset_stratified".into(), Value::Bool(stratified)),
     ]);
-    Ok(Dataset {
-        name: data.name.clone(),
-        train: Split {
-            x: data.train.x.index_select(0, &index),
-            y: data.train.y.index_select(0, &index),
-        },
-        test: Split {
-            x: data.test.x.shallow_clone(),
-            y: data.test.y.shallow_clone(),
-        },
-        classes: data.classes.clone(),
-        inputs: data.inputs.clone(),
-        augmentation: data.augmentation,
-        relabel: None,
-        describe,
-    })
+    let train = Split {
+        x: data.train.x.index_select(0, &index),
+        y: data.train.y.index_select(0, &index),
+    };
+    Ok(data.derive(train, None, describe))
 }
