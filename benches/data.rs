@@ -224,6 +224,9 @@ fn status_kb(field: &str) -> i64 {
 fn random_labels_child(replicas: i64) {
     use minima::host::params::Params;
     use minima::host::{Host, Session, SessionOptions};
+    // One torch thread: on a machine shared with other work, two threads that
+    // wait on each other make epoch times vary several-fold between runs.
+    tch::set_num_threads(1);
     let out = scratch();
     let host = Host::new(Session::new(SessionOptions {
         script: None,
@@ -298,5 +301,7 @@ fn main() {
     if !args.iter().any(|a| a == "--skip-loads") {
         loads();
     }
-    random_labels();
+    if !args.iter().any(|a| a == "--skip-random-labels") {
+        random_labels();
+    }
 }
