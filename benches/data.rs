@@ -268,7 +268,8 @@ fn random_labels_child(replicas: i64) {
 
 fn random_labels() {
     println!(
-        "== random-label view on Fashion-MNIST (MLP 784-128-10, batch 128, CPU, one epoch) =="
+        "== random-label view on Fashion-MNIST (MLP 784-128-10, batch 128, CPU, 1 torch \
+         thread, one epoch) =="
     );
     if !Path::new("/usr/share/datasets/fashion-mnist").is_dir()
         && std::env::var_os("MINIMA_DATA").is_none()

@@ -26,8 +26,10 @@ pub enum Value {
     None,
     Bool(bool),
     Int(i64),
-    /// Python 3 `str`, Python 2 `unicode`.
-    Str(Rc<str>),
+    /// Python 3 `str`, Python 2 `unicode`: its UTF-8 as written, checked when it is
+    /// read as text (a CIFAR array in Python 3's protocol 2 is a 30–150 MB string
+    /// that is only ever turned into bytes).
+    Str(Rc<Vec<u8>>),
     /// Python 2 `str`, Python 3 `bytes`.
     Bytes(Rc<Vec<u8>>),
     List(Rc<RefCell<Vec<Value>>>),
@@ -116,7 +118,7 @@ impl Value {
     /// str, or bytes read as UTF-8 (lossy: class names are ASCII).
     pub fn text(&self) -> Option<String> {
         match self {
-            Value::Str(s) => Some(s.to_string()),
+            Value::Str(s) => std::str::from_utf8(s).ok().map(String::from),
             Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
             _ => None,
         }
@@ -267,9 +269,7 @@ impl Reader<'_> {
     }
 
     fn str_value(&mut self, n: usize) -> Result<Value, String> {
-        let b = self.take(n)?;
-        let s = std::str::from_utf8(b).map_err(|_| "a unicode string is not UTF-8".to_string())?;
-        Ok(Value::Str(s.into()))
+        Ok(Value::Str(Rc::new(self.take(n)?.to_vec())))
     }
 
     fn length(&mut self) -> Result<usize, String> {
@@ -496,32 +496,34 @@ fn reduce(f: &Value, args: &Value) -> Result<Value, String> {
             if enc.text().as_deref() != Some("latin1") {
                 return Err("_codecs.encode with an encoding other than latin1".into());
             }
-            let bytes = latin1(text).ok_or("latin1 text with a character above U+00FF")?;
+            let bytes = latin1(text)
+                .ok_or("latin1 text that is not UTF-8 or has a character above U+00FF")?;
             Ok(Value::Bytes(Rc::new(bytes)))
         }
         Callable::NdArray => Err("numpy.ndarray is only read as _reconstruct's argument".into()),
     }
 }
 
-/// The latin-1 bytes of `text` (every character below U+0100), read from its
-/// UTF-8 directly: a CIFAR array is 30–150 million such characters.
-fn latin1(text: &str) -> Option<Vec<u8>> {
-    let utf8 = text.as_bytes();
-    let mut out = Vec::with_capacity(utf8.len());
+/// The latin-1 bytes of UTF-8 `text` whose characters are all below U+0100, or
+/// None. Characters are ASCII bytes or `110000xx 10xxxxxx` pairs; the loop has no
+/// data-dependent branches, since pixel bytes are above 127 about half the time.
+fn latin1(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bad = 0u8;
     let mut i = 0;
-    while let Some(&b) = utf8.get(i) {
-        if b < 0x80 {
-            out.push(b);
-            i += 1;
-        } else if b == 0xC2 || b == 0xC3 {
-            // Two-byte sequences for U+0080..U+00FF: 110000xx 10xxxxxx.
-            out.push(((b & 0x03) << 6) | (utf8.get(i + 1)? & 0x3F));
-            i += 2;
-        } else {
-            return None;
-        }
+    while i + 1 < text.len() {
+        let (b, next) = (text[i], text[i + 1]);
+        let lead = b >> 7;
+        let pair = ((b & 0x03) << 6) | (next & 0x3F);
+        out.push(if lead == 1 { pair } else { b });
+        bad |= lead & (u8::from(b & 0xFE != 0xC2) | u8::from(next & 0xC0 != 0x80));
+        i += 1 + lead as usize;
     }
-    Some(out)
+    if let Some(&b) = text.get(i) {
+        bad |= b >> 7;
+        out.push(b);
+    }
+    (bad == 0).then_some(out)
 }
 
 /// BUILD: sets the state of an array (version, shape, dtype, fortran, raw bytes)
@@ -625,9 +627,13 @@ mod tests {
 
     #[test]
     fn latin1_text_becomes_its_bytes() {
-        let all: String = (0u8..=255).map(char::from).collect();
-        assert_eq!(latin1(&all), Some((0u8..=255).collect()));
-        assert_eq!(latin1("\u{100}"), None);
+        let all: String = (0u8..=255).rev().map(char::from).collect();
+        assert_eq!(latin1(all.as_bytes()), Some((0u8..=255).rev().collect()));
+        assert_eq!(latin1("a\u{e9}".as_bytes()), Some(vec![b'a', 0xE9]));
+        assert_eq!(latin1("\u{e9}a".as_bytes()), Some(vec![0xE9, b'a']));
+        assert_eq!(latin1("\u{100}".as_bytes()), None);
+        assert_eq!(latin1(&[0xC3]), None, "a lead byte without its pair");
+        assert_eq!(latin1(&[0xC3, b'a']), None, "not a continuation byte");
     }
 
     #[test]
