@@ -172,8 +172,25 @@ fn resume(dir: PathBuf, mut args: RunArgs) -> Result<(Session, PathBuf)> {
     Ok((Session::new(options), script))
 }
 
+/// `show()` and frame printing: every column of a results table (not Polars' 8),
+/// without the dtype row, unless the user set these variables.
+fn table_format() {
+    for (key, value) in [
+        ("POLARS_FMT_MAX_COLS", "64"),
+        ("POLARS_TABLE_WIDTH", "240"),
+        ("POLARS_FMT_TABLE_HIDE_COLUMN_DATA_TYPES", "1"),
+        ("POLARS_FMT_STR_LEN", "40"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            // Single-threaded here: nothing else reads the environment yet.
+            std::env::set_var(key, value);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    table_format();
     // `data` commands stop at once on Ctrl-C: a download's `.part` file is resumed by
     // the next fetch. Everything else stops at its next safe point.
     if matches!(cli.command, Command::Data { .. }) {

@@ -1,8 +1,9 @@
 //! The paper's scripts run end to end and show the paper's effect.
 
 mod common;
-use common::{minima, text};
+use common::{formats, minima, minima_env, text};
 use polars::prelude::*;
+use std::path::Path;
 
 fn column_f64(df: &DataFrame, name: &str) -> Vec<f64> {
     df.column(name)
@@ -63,4 +64,279 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
     let history =
         minima::results::frame::read_parquet(&dir.path().join("fig1/history.parquet")).unwrap();
     assert_eq!(history.column("run").unwrap().n_unique().unwrap(), 4);
+}
+
+/// Runs `scripts/paper/NAME.rhai` at a tiny scale on a generated 48-image
+/// Fashion-MNIST (random pixels: shapes and columns only, not the paper's effect)
+/// and returns the run folder and the script's stdout.
+fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, String) {
+    let data = dir.join("data");
+    formats::fashion_mnist(&data.join("fashion_mnist"), 48, 32, false, 7);
+    let script = format!("{}/scripts/paper/{name}.rhai", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["run", &script, "--out", "out", "-q"];
+    let tiny = [
+        "arch=cnn",
+        "width=0.25",
+        "n_train=0",
+        "replicas=2",
+        "epochs=2",
+        "max_epochs=2",
+        "adv_max_epochs=2",
+        "batch_size=16",
+    ];
+    for set in tiny.iter().chain(extra) {
+        args.extend(["--set", set]);
+    }
+    let out = minima_env(&args, dir, &[("MINIMA_DATA", &data)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{name}: {}\n{stdout}",
+        text(&out.stderr)
+    );
+    (dir.join("out"), stdout)
+}
+
+fn read(folder: &Path, table: &str) -> DataFrame {
+    minima::frame::read_results(folder, table).unwrap()
+}
+
+fn strings(df: &DataFrame, name: &str) -> Vec<String> {
+    df.column(name)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap_or("null").to_string())
+        .collect()
+}
+
+fn has_columns(df: &DataFrame, names: &[&str]) {
+    for n in names {
+        assert!(
+            df.column(n).is_ok(),
+            "no column {n} in {:?}",
+            df.get_column_names()
+        );
+    }
+}
+
+/// The core experiment's five runs per seed: Algorithm 1, then vanilla and SOTA
+/// from the random and the adversarial init, in that order.
+fn assert_core_runs(summary: &DataFrame, seeds: usize) {
+    assert_eq!(summary.height(), 5 * seeds);
+    let kinds = strings(summary, "kind");
+    let inits = strings(summary, "init");
+    let heuristics = strings(summary, "heuristic");
+    for s in 0..seeds {
+        let k = 5 * s;
+        assert_eq!(
+            kinds[k..k + 5],
+            ["adversarial_init", "train", "train", "train", "train"]
+        );
+        assert_eq!(
+            inits[k + 1..k + 5],
+            ["random", "adversarial", "random", "adversarial"]
+        );
+        assert_eq!(
+            heuristics[k + 1..k + 5],
+            ["vanilla", "vanilla", "sota", "sota"]
+        );
+    }
+    assert_eq!(strings(summary, "labels")[0], "random");
+    assert_eq!(
+        summary
+            .column("replicas")
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .try_extract::<i64>()
+            .unwrap(),
+        2
+    );
+}
+
+#[test]
+fn headline_prints_both_gaps_from_two_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = tiny_run("headline", dir.path(), &["seeds=2"]);
+    let summary = read(&out, "summary");
+    assert_core_runs(&summary, 2);
+    let seeds = summary
+        .column("seed")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect::<Vec<_>>();
+    assert_eq!(seeds, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+    // The printed gaps are the mean test accuracies' differences, in points.
+    let mean = |heuristic: &str, init: &str| {
+        let (h, i) = (strings(&summary, "heuristic"), strings(&summary, "init"));
+        let acc = column_f64(&summary, "test_acc");
+        let picked: Vec<f64> = (0..acc.len())
+            .filter(|&k| h[k] == heuristic && i[k] == init)
+            .map(|k| acc[k])
+            .collect();
+        picked.iter().sum::<f64>() / picked.len() as f64
+    };
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("test-accuracy gap"))
+        .expect(&stdout);
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let expected = [
+        100.0 * (mean("vanilla", "random") - mean("vanilla", "adversarial")),
+        100.0 * (mean("sota", "random") - mean("sota", "adversarial")),
+    ];
+    assert_eq!(numbers.len(), 2, "{line}");
+    for (n, e) in numbers.iter().zip(expected) {
+        assert!((n - e).abs() < 0.006, "{line} vs {expected:?}");
+    }
+}
+
+#[test]
+fn curves_record_every_epoch_of_every_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = tiny_run("fig2_3_curves", dir.path(), &["arch=cnn,mlp"]);
+    assert!(
+        stdout.contains("first epoch at 100% train accuracy"),
+        "{stdout}"
+    );
+    let history = read(&out, "history")
+        .filter(
+            &read(&out, "history")
+                .column("kind")
+                .unwrap()
+                .str()
+                .unwrap()
+                .equal("train"),
+        )
+        .unwrap();
+    has_columns(
+        &history,
+        &[
+            "epoch",
+            "train_acc",
+            "test_acc",
+            "arch",
+            "init",
+            "heuristic",
+        ],
+    );
+    // 2 archs × 4 settings × 2 epochs: vanilla runs the same schedule as SOTA here.
+    assert_eq!(history.height(), 16);
+    let archs = strings(&history, "arch");
+    assert_eq!(archs.iter().filter(|a| *a == "mlp").count(), 8);
+}
+
+#[test]
+fn table1_records_the_seven_distances() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = tiny_run("table1_distance", dir.path(), &[]);
+    assert!(stdout.contains("Table 1"), "{stdout}");
+    assert_core_runs(&read(&out, "summary"), 1);
+    let metrics = read(&out, "metrics");
+    has_columns(
+        &metrics,
+        &["metric", "pair", "d", "dataset", "arch", "seed"],
+    );
+    assert_eq!(
+        strings(&metrics, "pair"),
+        ["W0R-WVR", "W0R-WSR", "W0R-W0A", "W0R-WVA", "W0R-WSA", "W0A-WVA", "W0A-WSA"]
+    );
+    let d = column_f64(&metrics, "d");
+    assert!(d.iter().all(|v| v.is_finite() && *v > 0.0), "{d:?}");
+    // Training tracks d(W0, Wt) = ||Wt - W0|| / ||Wt|| as distance_from_init: the
+    // table's pairs from an init to the model trained from it are those values.
+    let travelled = column_f64(&read(&out, "summary"), "distance_from_init");
+    for (pair, run) in [(0, 1), (1, 3), (2, 0), (5, 2), (6, 4)] {
+        assert!(
+            (d[pair] - travelled[run]).abs() < 1e-4 * travelled[run],
+            "pair {pair}: {} vs run {run}: {}",
+            d[pair],
+            travelled[run]
+        );
+    }
+}
+
+#[test]
+fn fig4_sweeps_r_with_a_random_init_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = tiny_run("fig4_replicas", dir.path(), &["replicas_list=1,3"]);
+    assert!(stdout.contains("Figure 4"), "{stdout}");
+    let summary = read(&out, "summary");
+    let r: Vec<i64> = summary
+        .column("init_replicas")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    // Baselines (R = 0) first, then per R: Algorithm 1 and its two runs.
+    assert_eq!(r, [0, 0, 1, 1, 1, 3, 3, 3]);
+    let n_random: Vec<i64> = summary
+        .column("n_train")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(n_random[2], 48);
+    assert_eq!(n_random[5], 144, "R = 3 copies of 48 images");
+}
+
+#[test]
+fn table2_trains_all_eight_mixes_from_both_inits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = tiny_run("table2_ablation", dir.path(), &[]);
+    assert!(stdout.contains("Table 2"), "{stdout}");
+    let summary = read(&out, "summary");
+    assert_eq!(summary.height(), 1 + 16);
+    let heuristics = strings(&summary, "heuristic");
+    assert_eq!(heuristics[1], "Vanilla SGD");
+    assert_eq!(heuristics[16], "DA+L2+Momentum (SOTA)");
+    let momentum = column_f64(&summary, "momentum");
+    let decay = column_f64(&summary, "weight_decay");
+    // Momentum (mix 4) and L2 (mix 3) as the paper sets them, from both inits.
+    assert_eq!(momentum[7..9], [0.9, 0.9]);
+    assert_eq!(decay[5..7], [5e-4, 5e-4]);
+    assert_eq!(momentum[5], 0.0);
+}
+
+#[test]
+fn fig5_and_fig6_measure_the_four_trained_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = tiny_run("fig5_norms", dir.path(), &[]);
+    assert!(stdout.contains("Figure 5"), "{stdout}");
+    let norms = read(&out, "metrics");
+    has_columns(
+        &norms,
+        &[
+            "frobenius",
+            "prod_spectral",
+            "path_l1",
+            "path_l2",
+            "init",
+            "heuristic",
+        ],
+    );
+    assert_eq!(norms.height(), 4);
+    assert!(column_f64(&norms, "frobenius").iter().all(|v| *v > 0.0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = tiny_run("fig6_fgsm", dir.path(), &["examples=16"]);
+    assert!(stdout.contains("Figure 6"), "{stdout}");
+    let fgsm = read(&out, "metrics");
+    has_columns(&fgsm, &["eps", "acc", "setting", "seed"]);
+    assert_eq!(fgsm.height(), 4 * 5);
+    let acc = column_f64(&fgsm, "acc");
+    assert!(acc.iter().all(|a| (0.0..=1.0).contains(a)), "{acc:?}");
+    let settings = strings(&fgsm, "setting");
+    assert_eq!(settings[0], "vanilla/random");
+    assert_eq!(settings[19], "sota/adversarial");
 }

@@ -56,23 +56,70 @@ fn locate(out: &mut String, src: &Source, pos: Position) {
     }
 }
 
+/// The error with the file, line and caret of where it happened, then the calls
+/// that led there. A function defined in an imported module (e.g. the stdlib) runs
+/// in that module's file, so positions inside it are shown against that file.
 pub fn format_error(err: &EvalAltResult, src: &Source) -> String {
     let inner = innermost(err);
     let mut out = format!("error: {}\n", message(inner));
-    locate(&mut out, src, inner.position());
-    // The calls that led there, innermost first.
-    let mut calls = Vec::new();
+    // (function, file it is defined in, position of the call in the caller's file)
+    let mut calls: Vec<(String, String, Position)> = Vec::new();
     let mut e = err;
-    while let EvalAltResult::ErrorInFunctionCall(name, _, next, pos) = e {
-        calls.push((name.clone(), *pos));
-        e = next;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, source, next, pos) => {
+                calls.push((name.clone(), source.clone(), *pos));
+                e = next;
+            }
+            EvalAltResult::ErrorInModule(_, next, _) => e = next,
+            _ => break,
+        }
     }
-    for (name, pos) in calls.iter().rev() {
+    // File of each level: the script, then each callee's own file when it has one.
+    let mut files = vec![src.name.to_string()];
+    for (_, source, _) in &calls {
+        let caller = files.last().cloned().unwrap_or_default();
+        files.push(if source.is_empty() {
+            caller
+        } else {
+            source.clone()
+        });
+    }
+    let inner_file = files.last().cloned().unwrap_or_default();
+    if inner_file == src.name {
+        locate(&mut out, src, inner.position());
+    } else {
+        let (name, text) = module_file(&inner_file);
+        locate(
+            &mut out,
+            &Source {
+                name: &name,
+                text: &text,
+            },
+            inner.position(),
+        );
+    }
+    for (level, (name, _, pos)) in calls.iter().enumerate().rev() {
         if let Some(line) = pos.line() {
-            out.push_str(&format!("  in call to `{name}` at {}:{line}\n", src.name));
+            out.push_str(&format!(
+                "  in call to `{name}` at {}:{line}\n",
+                files[level]
+            ));
         }
     }
     out
+}
+
+/// A module's file and text from the source name Rhai gives it: a path, or the
+/// name of a stdlib module (`import "paper"` runs stdlib/paper.rhai).
+fn module_file(source: &str) -> (String, String) {
+    let stdlib = super::engine::stdlib_dir().join(format!("{source}.rhai"));
+    for path in [std::path::PathBuf::from(source), stdlib] {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return (path.display().to_string(), text);
+        }
+    }
+    (source.to_string(), String::new())
 }
 
 pub fn format_parse_error(err: &ParseError, src: &Source) -> String {

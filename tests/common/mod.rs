@@ -46,3 +46,13 @@ pub fn minima(args: &[&str], dir: &Path) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// `minima` with extra environment variables (e.g. MINIMA_DATA for a test's files).
+pub fn minima_env(args: &[&str], dir: &Path, env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_minima"));
+    command.args(args).current_dir(dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("minima runs")
+}
