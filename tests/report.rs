@@ -291,7 +291,7 @@ fn report_leaves_out_what_the_columns_cannot_show() {
         &out,
         r#"let d = toy(#{ n_train: 10, n_test: 10 });
         let m = model(#{ arch: "mlp", hidden: [4] }, d);
-        for lr in [0.1, 0.01] { record(train(m, d, #{ epochs: 2, lr: lr })); }"#,
+        for lr in [0.1, 0.01] { record(train(m, d, #{ epochs: 2, lr: lr }), #{ margin: lr * 2.0 }); }"#,
     )
     .unwrap();
     let done = minima(&["report", out.to_str().unwrap()], dir.path());

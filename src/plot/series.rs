@@ -44,7 +44,7 @@ pub fn texts(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
 }
 
 /// How a setting reads in legends and tables. The paper's tags read as the paper
-/// writes them ("adversarial init", "R=5"); other keys as `key=value`. Keys a
+/// writes them ("adversarial init", "R=5", "setting c"); other keys as `key=value`. Keys a
 /// row has no value for are left out ("random init" has no R).
 pub fn label(parts: &[(&str, Option<&str>)]) -> String {
     let shown: Vec<String> = parts
@@ -53,7 +53,8 @@ pub fn label(parts: &[(&str, Option<&str>)]) -> String {
             let v = (*value)?;
             Some(match *key {
                 "init" => format!("{v} init"),
-                "heuristic" | "setting" => v.to_string(),
+                "heuristic" => v.to_string(),
+                "setting" => format!("setting {v}"),
                 "init_replicas" => format!("R={v}"),
                 _ => format!("{key}={v}"),
             })

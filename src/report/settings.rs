@@ -54,7 +54,7 @@ const CONFIG: &[&str] = &[
     "epochs",
 ];
 
-fn is_result_column(name: &str) -> bool {
+pub fn is_result_column(name: &str) -> bool {
     use crate::data::rhai::{RANDOM_LABELS, SUBSET, TOY};
     use crate::models::rhai::MODEL;
     use crate::train::config::TRAIN;

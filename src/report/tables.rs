@@ -99,6 +99,12 @@ pub fn final_accuracy(summary: &DataFrame) -> Result<Part> {
         }
     };
     let (train, test, epochs) = (col("train_acc")?, col("test_acc")?, col("epochs_run")?);
+    // Numbers a script measured and recorded as tags (fig1_toy's boundary_min, fresh_test_acc).
+    let measured: Vec<String> = measured_tags(summary);
+    let measured_cols = measured
+        .iter()
+        .map(|c| floats(summary, c))
+        .collect::<Result<Vec<_>>>()?;
     let mut header: Vec<String> = if keys.is_empty() {
         vec!["setting".into()]
     } else {
@@ -109,6 +115,7 @@ pub fn final_accuracy(summary: &DataFrame) -> Result<Part> {
             .iter()
             .map(|s| s.to_string()),
     );
+    header.extend(measured.iter().map(|m| format!("{m} (mean)")));
     let mut rows = Vec::new();
     for (values, idx) in groups(summary, &keys)? {
         let mut r: Vec<String> = if keys.is_empty() {
@@ -120,6 +127,9 @@ pub fn final_accuracy(summary: &DataFrame) -> Result<Part> {
         r.push(stats(pick(&epochs, &idx)).map_or("–".into(), |s| format!("{:.1}", s.0)));
         r.push(percent(stats(pick(&train, &idx))));
         r.push(percent(stats(pick(&test, &idx))));
+        for m in &measured_cols {
+            r.push(stats(pick(m, &idx)).map_or("–".into(), |s| format!("{:.4}", s.0)));
+        }
         rows.push(r);
     }
     Ok(Part::Shown(format!(
@@ -127,6 +137,45 @@ pub fn final_accuracy(summary: &DataFrame) -> Result<Part> {
         markdown(&header, &rows)
     )))
 }
+
+/// Float columns minima does not write itself: measurements scripts recorded as tags.
+fn measured_tags(summary: &DataFrame) -> Vec<String> {
+    summary
+        .get_column_names()
+        .iter()
+        .map(|n| n.as_str())
+        .filter(|n| {
+            summary.column(n).is_ok_and(|c| c.dtype().is_float())
+                && !n.starts_with("param_")
+                && !n.starts_with("fgsm_acc_")
+                && !FLOAT_RESULTS.contains(n)
+                && !super::settings::is_result_column(n)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Float columns of history and summary rows (docs/RESULTS.md).
+const FLOAT_RESULTS: &[&str] = &[
+    "train_acc",
+    "test_acc",
+    "train_loss",
+    "test_loss",
+    "batch_loss",
+    "batch_acc",
+    "epoch_lr",
+    "distance_from_init",
+    "epoch_time_s",
+    "wall_time_s",
+    "images_per_s",
+    "frobenius",
+    "prod_frobenius",
+    "prod_spectral",
+    "path_l1",
+    "path_l2",
+    "distance_to_init_abs",
+    "distance_to_init_buffers",
+];
 
 /// Table 1: mean `d` per `pair`, a row per data set × architecture.
 pub fn table1(metrics: Option<&DataFrame>) -> Result<Part> {
