@@ -10,6 +10,7 @@ pub mod host;
 pub mod metrics;
 pub mod models;
 pub mod plot;
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod train;

@@ -56,6 +56,14 @@ enum Command {
         #[arg(long, default_value = "docs", value_name = "DIR")]
         out: PathBuf,
     },
+    /// Figures and tables of a results folder: report.md, PNG and SVG (see docs/RESULTS.md)
+    Report {
+        /// A run folder, or a folder of run folders
+        results: PathBuf,
+        /// Folder to write into (default: RESULTS/report)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Download, list and check data sets (see docs/DATA.md)
     Data {
         #[command(subcommand)]
@@ -212,6 +220,7 @@ fn main() -> ExitCode {
         }),
         Command::Doc { out } => doc(&out),
         Command::Data { command } => data(command),
+        Command::Report { results, out } => report(&results, out.as_deref()),
     };
     match result {
         Ok(Outcome::Completed) => ExitCode::SUCCESS,
@@ -245,6 +254,19 @@ fn doc(out: &std::path::Path) -> Result<Outcome> {
         let path = out.join(name);
         std::fs::write(&path, text)?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(Outcome::Completed)
+}
+
+fn report(results: &std::path::Path, out: Option<&std::path::Path>) -> Result<Outcome> {
+    let written = minima::report::write(results, out)?;
+    println!(
+        "wrote {} ({} figure and picture files)",
+        written.report.display(),
+        written.files.len()
+    );
+    for why in &written.missing {
+        println!("  left out: {why}");
     }
     Ok(Outcome::Completed)
 }

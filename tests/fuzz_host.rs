@@ -51,6 +51,10 @@ const KEYS: &[&str] = &[
     "augment_copies",
     "out",
     "titles",
+    "x",
+    "y",
+    "by",
+    "scale",
     "track",
     "track_every",
     "eps",
@@ -106,6 +110,7 @@ const CALLS: &[&str] = &[
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); margins(m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); interpolate(m, m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); record_metrics(fgsm(m, d), {0});",
+    "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); record(train(m, d, #{{ epochs: 1 }})); plot_curves(read_results(run_dir(), \"history\"), {0} + #{{ x: \"epoch\" }});",
 ];
 
 const SCRIPT: &str = r#"import "paper" as paper;
@@ -139,7 +144,8 @@ proptest! {
                                        "save", "layers", "copy", "params", "norms", "fgsm",
                                        "margins", "interpolate", "record_metrics", "read_results",
                                        "filter", "select", "sort", "group_by", "agg", "pivot",
-                                       "column", "row", "head", "show", "write_parquet"]),
+                                       "column", "row", "head", "show", "write_parquet",
+                                       "plot_curves"]),
         args in prop::collection::vec(literal(), 0..4),
     ) {
         assert_positioned(&format!("{f}({});", args.join(", ")));

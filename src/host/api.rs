@@ -27,7 +27,7 @@ use crate::data::rhai::{RANDOM_LABELS, SUBSET, TOY};
 use crate::frame::rhai::PIVOT;
 use crate::metrics::rhai as metrics;
 use crate::models::rhai::MODEL;
-use crate::plot::rhai::PLOT;
+use crate::plot::rhai::{CURVES, PLOT};
 use crate::train::config::TRAIN;
 
 const fn doc(
@@ -76,6 +76,7 @@ pub const FUNCTIONS: &[Doc] = &[
     doc("record", "Appends the run to history.parquet and summary.parquet of the run folder, with optional tag columns.", r#"record(r, #{ init: "adversarial" });"#, &[]),
     doc("run_dir", "The run folder (created on first use).", "print(run_dir());", &[]),
     doc("plot_boundaries", "Draws the decision boundaries of 2-D runs into a PNG in the run folder; returns its path.", r#"plot_boundaries([r1, r2], #{ out: "boundaries.png" });"#, &[&PLOT]),
+    doc("plot_curves", "Line charts of a frame: a panel per `y` column against `x`, a line per `by` value (mean, min–max band over rows sharing x); PNG and/or SVG in the run folder; returns the paths.", r#"plot_curves(read_results(run_dir(), "history"), #{ x: "epoch", y: ["train_acc", "test_acc"], by: "init", out: "acc" });"#, &[&CURVES]),
     // frames
     doc("read_results", "A Frame from a Parquet file, a run folder's summary (or the named table, e.g. \"history\"), or every run folder under a folder.", r#"let f = read_results("runs/fig1", "history");"#, &[]),
     doc("filter", "Rows whose columns equal the map's values (an array value accepts any of its elements), or rows where `column OP value`.", r#"f.filter(#{ init: "adversarial" }).filter("test_acc", ">", 0.9)"#, &[]),

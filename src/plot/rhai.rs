@@ -1,10 +1,15 @@
-//! Script bindings for pictures: `plot_boundaries(runs, #{ out, titles })`.
+//! Script bindings for pictures: `plot_boundaries(runs, #{ out, titles })` and
+//! `plot_curves(frame, #{ x, y, by, out })`.
 
 use super::boundary::{plot, Panel};
+use super::chart::{self, Palette};
+use super::series;
 use crate::data::{Part, Split};
+use crate::frame::rhai::Frame;
 use crate::host::config::{Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
+use crate::results::Value;
 use crate::train::rhai::RunRef;
 use rhai::{Array, Engine, Map};
 use std::rc::Rc;
@@ -18,6 +23,85 @@ pub const PLOT: Spec = Spec {
         help: "PNG file name, relative to the run folder",
     }],
 };
+
+/// One column name or an array of them, kept one per line.
+fn column_names(v: &rhai::Dynamic) -> Result<Value, String> {
+    let list: Vec<rhai::Dynamic> = match v.clone().try_cast::<Array>() {
+        Some(a) => a,
+        None => vec![v.clone()],
+    };
+    let mut names = Vec::with_capacity(list.len());
+    for item in list {
+        let kind = item.type_name();
+        names.push(item.into_string().map_err(|_| {
+            format!("plot_curves options: column names must be strings, found {kind}")
+        })?);
+    }
+    if names.is_empty() {
+        return Err("plot_curves options: an empty list of columns".into());
+    }
+    Ok(Value::Str(names.join("\n")))
+}
+
+pub const CURVES: Spec = Spec {
+    what: "plot_curves options",
+    keys: &[
+        Key {
+            name: "x",
+            rule: Rule::Str { choices: &[] },
+            default: D::Required,
+            help: "column on the x axis, e.g. \"epoch\"",
+        },
+        Key {
+            name: "y",
+            rule: Rule::Custom(column_names),
+            default: D::Required,
+            help: "column, or array of columns, on the y axis: one panel each",
+        },
+        Key {
+            name: "by",
+            rule: Rule::Custom(column_names),
+            default: D::Absent,
+            help: "column(s) whose values make separate lines; rows sharing them and x make one point (mean, min-max band)",
+        },
+        Key {
+            name: "out",
+            rule: Rule::Str { choices: &[] },
+            default: D::Str("curves"),
+            help: "file relative to the run folder: NAME.png, NAME.svg, or NAME for both",
+        },
+        Key {
+            name: "scale",
+            rule: Rule::Float { min: 0.0, max: f64::INFINITY, min_open: true },
+            default: D::Float(1.0),
+            help: "multiplies y (100 shows accuracies in percent)",
+        },
+    ],
+};
+
+fn lines_of(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.is_empty()).collect()
+}
+
+fn plot_curves(session: &Session, frame: &Frame, opts: Map) -> ScriptResult<Array> {
+    let c = CURVES.read(&opts).or_script()?;
+    let panels = series::curves(
+        frame,
+        c.str("x"),
+        &lines_of(c.str("y")),
+        &lines_of(c.str("by")),
+        c.f64("scale"),
+    )
+    .map_err(|e| script_error(format!("plot_curves: {e}")))?;
+    let out = c.str("out").to_string();
+    let path = session.with_run_dir(|d| Ok(d.resolve(&out))).or_script()?;
+    let written = chart::save(&panels, &mut Palette::default(), &path)
+        .map_err(|e| script_error(format!("plot_curves: {e:#}")))?;
+    Ok(written
+        .into_iter()
+        .map(|p| p.display().to_string().into())
+        .collect())
+}
 
 fn plot_boundaries(session: &Session, runs: Array, opts: Map) -> ScriptResult<String> {
     let titles: Option<Array> = match opts.get("titles") {
@@ -77,5 +161,9 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
     let s = session.clone();
     engine.register_fn("plot_boundaries", move |runs: Array| {
         plot_boundaries(&s, runs, Map::new())
+    });
+    let s = session.clone();
+    engine.register_fn("plot_curves", move |frame: &mut Frame, opts: Map| {
+        plot_curves(&s, frame, opts)
     });
 }

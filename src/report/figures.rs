@@ -1,0 +1,325 @@
+//! The report's figures, each drawn only when the results hold its columns:
+//! accuracy vs epoch (Figures 2–3), test accuracy vs R (Figure 4), norms
+//! (Figure 5), FGSM accuracy vs eps (Figure 6), and the pictures run folders
+//! already hold (Figure 1's decision boundaries).
+
+use super::settings::setting_columns;
+use super::Part;
+use crate::plot::chart::{self, Palette, Panel, Style};
+use crate::plot::series::{floats, labels, lines, texts};
+use crate::results::atomic;
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// norms() columns with their titles (docs/METRICS.md).
+pub const NORMS: &[(&str, &str)] = &[
+    ("frobenius", "Frobenius norm"),
+    ("prod_frobenius", "product of layer Frobenius norms"),
+    ("prod_spectral", "product of layer spectral norms"),
+    ("path_l1", "l1 path norm"),
+    ("path_l2", "l2 path norm"),
+];
+
+pub struct Figures<'a> {
+    out: &'a Path,
+    /// Shared by every figure: a setting keeps its colour throughout the report.
+    palette: Palette,
+    pub written: Vec<PathBuf>,
+}
+
+fn has(df: &DataFrame, cols: &[&str]) -> bool {
+    cols.iter().all(|c| df.column(c).is_ok())
+}
+
+fn keys(df: &DataFrame, skip: &[&str]) -> Vec<String> {
+    setting_columns(df, skip)
+}
+
+fn row_labels(df: &DataFrame, keys: &[String]) -> Result<Vec<String>> {
+    let k: Vec<&str> = keys.iter().map(String::as_str).collect();
+    labels(df, &k)
+}
+
+fn by_text(keys: &[String]) -> String {
+    if keys.is_empty() {
+        "all runs together (no tag varies)".into()
+    } else {
+        keys.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(" × ")
+    }
+}
+
+impl<'a> Figures<'a> {
+    pub fn new(out: &'a Path) -> Figures<'a> {
+        Figures {
+            out,
+            palette: Palette::default(),
+            written: Vec::new(),
+        }
+    }
+
+    fn save(&mut self, name: &str, title: &str, caption: &str, panels: &[Panel]) -> Result<Part> {
+        let paths = chart::save(panels, &mut self.palette, &self.out.join(name))?;
+        self.written.extend(paths);
+        Ok(Part::Shown(format!(
+            "## {title}\n\n{caption}\n\n![{title}]({name}.png)\n\n[SVG]({name}.svg)\n"
+        )))
+    }
+
+    /// Figures 2–3: train and test accuracy per epoch, a line per setting.
+    pub fn curves(&mut self, history: Option<&DataFrame>) -> Result<Part> {
+        let why = "Figures 2–3 (accuracy vs epoch): needs training runs (`kind == \"train\"`) in the history, with columns `epoch` and `train_acc` or `test_acc`";
+        let Some(h) = history
+            .filter(|h| has(h, &["epoch"]) && (has(h, &["train_acc"]) || has(h, &["test_acc"])))
+        else {
+            return Ok(Part::Missing(why.into()));
+        };
+        let k = keys(h, &[]);
+        let l = row_labels(h, &k)?;
+        let epoch = floats(h, "epoch")?;
+        let mut panels = Vec::new();
+        for (col, title) in [
+            ("train_acc", "train accuracy"),
+            ("test_acc", "test accuracy"),
+        ] {
+            if has(h, &[col]) {
+                panels.push(Panel {
+                    title: format!("{title} vs epoch"),
+                    x_label: "epoch".into(),
+                    y_label: format!("{title} (%)"),
+                    lines: lines(&l, &epoch, &floats(h, col)?, 100.0),
+                    style: Style::Lines,
+                });
+            }
+        }
+        let caption = format!(
+            "Training runs (`kind == \"train\"`), a line per setting ({}): the mean over seeds, shaded from the lowest to the highest seed.",
+            by_text(&k)
+        );
+        self.save(
+            "accuracy_vs_epoch",
+            "Figures 2–3: accuracy vs epoch",
+            &caption,
+            &panels,
+        )
+    }
+
+    /// Figure 4: final test accuracy against the adversarial init's R.
+    pub fn replicas(&mut self, summary: Option<&DataFrame>) -> Result<Part> {
+        let why = "Figure 4 (test accuracy vs R): needs training runs in the summary with columns `init_replicas` (at least two values) and `test_acc`";
+        let Some(s) = summary.filter(|s| has(s, &["init_replicas", "test_acc"])) else {
+            return Ok(Part::Missing(why.into()));
+        };
+        let r = floats(s, "init_replicas")?;
+        let mut distinct: Vec<f64> = r.iter().flatten().copied().collect();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        if distinct.len() < 2 {
+            return Ok(Part::Missing(why.into()));
+        }
+        let k = keys(s, &["init_replicas", "init"]);
+        let panels = [Panel {
+            title: "test accuracy vs R".into(),
+            x_label: "R (random-label replicas of the adversarial init)".into(),
+            y_label: "test accuracy (%)".into(),
+            lines: lines(&row_labels(s, &k)?, &r, &floats(s, "test_acc")?, 100.0),
+            style: Style::Lines,
+        }];
+        let caption = format!(
+            "Training runs from an adversarial init, a line per {}: mean over seeds with the min–max range.",
+            by_text(&k)
+        );
+        self.save(
+            "test_acc_vs_replicas",
+            "Figure 4: test accuracy vs R",
+            &caption,
+            &panels,
+        )
+    }
+
+    /// Figure 5: each norm per setting, from `norms` metric rows, else from the
+    /// last tracked epoch of each run's history.
+    pub fn norms(&mut self, rows: Option<&DataFrame>, history: Option<&DataFrame>) -> Result<Part> {
+        let why = "Figure 5 (norms): needs metrics rows with `metric == \"norms\"`, or history tracked with `track: [\"norms\"]`";
+        let present = |df: &DataFrame| NORMS.iter().any(|(c, _)| has(df, &[c]));
+        let (df, source) = match (rows.filter(|r| present(r)), history) {
+            (Some(r), _) => (r.clone(), "`norms` metric rows"),
+            (None, Some(h)) if present(h) => match last_tracked(h)? {
+                Some(df) => (df, "each run's last tracked epoch"),
+                None => return Ok(Part::Missing(why.into())),
+            },
+            _ => return Ok(Part::Missing(why.into())),
+        };
+        let k = keys(&df, &[]);
+        let l = row_labels(&df, &k)?;
+        let zero = vec![Some(0.0); df.height()];
+        let mut panels = Vec::new();
+        for (col, title) in NORMS {
+            if has(&df, &[col]) {
+                panels.push(Panel {
+                    title: title.to_string(),
+                    x_label: "setting (see legend)".into(),
+                    y_label: col.to_string(),
+                    lines: lines(&l, &zero, &floats(&df, col)?, 1.0),
+                    style: Style::Dots,
+                });
+            }
+        }
+        let caption = format!(
+            "From {source}; a dot per setting ({}) at the mean over seeds, the bar from min to max.",
+            by_text(&k)
+        );
+        self.save("norms", "Figure 5: norms", &caption, &panels)
+    }
+
+    /// Figure 6: test accuracy under FGSM against eps.
+    pub fn fgsm(&mut self, rows: Option<&DataFrame>) -> Result<Part> {
+        let why = "Figure 6 (FGSM): needs metrics rows with `metric == \"fgsm\"` and columns `eps`, `acc`";
+        let Some(df) = rows.filter(|r| has(r, &["eps", "acc"]) && r.height() > 0) else {
+            return Ok(Part::Missing(why.into()));
+        };
+        // fgsm() can attack either split; the paper's figure is the test split.
+        let df = if has(df, &["split"])
+            && texts(df, "split")?
+                .iter()
+                .any(|s| s.as_deref() == Some("test"))
+        {
+            super::only(df, "split", "test")?
+        } else {
+            df.clone()
+        };
+        let k = keys(&df, &["split"]);
+        let panels = [Panel {
+            title: "accuracy under FGSM vs eps".into(),
+            x_label: "eps".into(),
+            y_label: "test accuracy under FGSM (%)".into(),
+            lines: lines(
+                &row_labels(&df, &k)?,
+                &floats(&df, "eps")?,
+                &floats(&df, "acc")?,
+                100.0,
+            ),
+            style: Style::Lines,
+        }];
+        let caption = format!(
+            "A line per setting ({}): mean over seeds with the min–max range.",
+            by_text(&k)
+        );
+        self.save("fgsm", "Figure 6: FGSM accuracy vs eps", &caption, &panels)
+    }
+}
+
+/// Each run's last history row with a tracked norm (runs told apart by
+/// `folder` and `run`).
+fn last_tracked(h: &DataFrame) -> Result<Option<DataFrame>> {
+    let frob = floats(
+        h,
+        NORMS
+            .iter()
+            .find(|(c, _)| has(h, &[c]))
+            .map_or("frobenius", |c| c.0),
+    )?;
+    let folder = if has(h, &["folder"]) {
+        texts(h, "folder")?
+    } else {
+        vec![None; h.height()]
+    };
+    let run = if has(h, &["run"]) {
+        texts(h, "run")?
+    } else {
+        vec![None; h.height()]
+    };
+    // (folder, run) of each run, with its last tracked row.
+    type RunId = (Option<String>, Option<String>);
+    let mut last: Vec<(RunId, IdxSize)> = Vec::new();
+    for i in 0..h.height() {
+        if frob[i].is_none() {
+            continue;
+        }
+        let id = (folder[i].clone(), run[i].clone());
+        match last.iter_mut().find(|(k, _)| *k == id) {
+            Some(slot) => slot.1 = i as IdxSize,
+            None => last.push((id, i as IdxSize)),
+        }
+    }
+    if last.is_empty() {
+        return Ok(None);
+    }
+    let idx = IdxCa::from_vec("idx".into(), last.into_iter().map(|(_, i)| i).collect());
+    Ok(Some(h.take(&idx)?))
+}
+
+/// Pictures the run folders hold (e.g. fig1.png): copied into the report's
+/// `pictures/` (named by their folder, so the report folder stands alone) and shown. `out` itself is left out.
+pub fn pictures(results: &Path, out: &Path, written: &mut Vec<PathBuf>) -> Result<Part> {
+    let out_abs = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
+    let pngs = |dir: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "png"))
+                    .filter(|p| {
+                        !p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut found: Vec<(String, PathBuf)> = pngs(results)
+        .into_iter()
+        .map(|p| (String::new(), p))
+        .collect();
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(results)
+        .with_context(|| format!("cannot list {}", results.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| p.canonicalize().map_or(true, |c| c != out_abs))
+        .collect();
+    subdirs.sort();
+    for d in subdirs {
+        let name = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        found.extend(pngs(&d).into_iter().map(|p| (name.clone(), p)));
+    }
+    if found.is_empty() {
+        return Ok(Part::Missing(
+            "Figure 1 (decision boundaries): no PNG pictures in the run folders (fig1_toy.rhai writes fig1.png)".into(),
+        ));
+    }
+    let mut text = String::from(
+        "## Pictures from the run folders\n\nDecision boundaries (Figure 1) and any other picture a script drew, copied here.\n",
+    );
+    for (folder, src) in found {
+        let file = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = if folder.is_empty() {
+            file.clone()
+        } else {
+            format!("{folder}-{file}")
+        };
+        let bytes =
+            std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
+        let dest = out.join("pictures").join(&name);
+        atomic::write_bytes(&dest, &bytes)?;
+        written.push(dest);
+        let shown = if folder.is_empty() {
+            file
+        } else {
+            format!("{folder}/{file}")
+        };
+        text += &format!("\n### {shown}\n\n![{shown}](pictures/{name})\n");
+    }
+    Ok(Part::Shown(text))
+}
