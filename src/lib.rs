@@ -12,4 +12,5 @@ pub mod models;
 pub mod plot;
 pub mod results;
 pub mod rng;
+pub mod sweep;
 pub mod train;

@@ -106,6 +106,7 @@ const CALLS: &[&str] = &[
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); margins(m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); interpolate(m, m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); record_metrics(fgsm(m, d), {0});",
+    "let configs = grid({0}); sweep(configs, |cfg| cfg.index);",
 ];
 
 const SCRIPT: &str = r#"import "paper" as paper;
@@ -139,7 +140,8 @@ proptest! {
                                        "save", "layers", "copy", "params", "norms", "fgsm",
                                        "margins", "interpolate", "record_metrics", "read_results",
                                        "filter", "select", "sort", "group_by", "agg", "pivot",
-                                       "column", "row", "head", "show", "write_parquet"]),
+                                       "column", "row", "head", "show", "write_parquet",
+                                       "grid", "sweep"]),
         args in prop::collection::vec(literal(), 0..4),
     ) {
         assert_positioned(&format!("{f}({});", args.join(", ")));
