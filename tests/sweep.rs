@@ -483,3 +483,30 @@ fn the_slurm_example_runs_each_array_task_as_a_shard() {
     let check = minima(&["check", example.to_str().unwrap()], dir.path());
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
 }
+
+#[test]
+fn parts_stack_when_a_column_is_empty_in_some_of_them() {
+    // Without a target, `stop_at_train_acc` is null (a text column) in that part
+    // and a number in the other: read as one float column.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    common::run_text(
+        &out,
+        r#"let d = toy(#{ n_train: 4, n_test: 4 });
+           sweep(#{ target: [false, true] }, |c| {
+               let cfg = #{ epochs: 1 };
+               if c.target { cfg.stop_at_train_acc = 0.5; }
+               record(train(model(#{ arch: "mlp", hidden: [4] }, d), d, cfg));
+           });"#,
+    )
+    .unwrap();
+    let summary = read_results(&out, "summary").unwrap();
+    let target: Vec<Option<f64>> = summary
+        .column("stop_at_train_acc")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(target, [None, Some(0.5)]);
+}
