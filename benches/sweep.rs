@@ -6,7 +6,10 @@
 //!
 //!   cargo bench --bench sweep [-- --configs 8 --epochs 60 --rounds 3]
 //!
-//! Prints min/median/max wall seconds per variant (docs/SCALING.md).
+//! Prints min/median/max wall seconds per variant (docs/SCALING.md). Every
+//! process gets cores/2 torch threads (OMP_NUM_THREADS), so one process and each
+//! of the two jobs compute alike and the difference is the sweep's own cost:
+//! with all cores, one process's OpenMP pool can be far slower on a busy machine.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,11 +38,17 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn timed(dir: &Path, args: &[&str]) -> f64 {
+    let threads = (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1);
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_minima"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_minima"));
+    if args.contains(&"--jobs") {
+        command.env_remove("OMP_NUM_THREADS");
+    } else {
+        command.env("OMP_NUM_THREADS", threads.to_string());
+    }
+    let out = command
         .args(args)
         .current_dir(dir)
-        .env_remove("OMP_NUM_THREADS")
         .output()
         .expect("minima runs");
     assert!(
@@ -64,7 +73,8 @@ fn main() {
     std::fs::write(dir.path().join("sweep.rhai"), script(configs, epochs, true)).unwrap();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "{configs} configurations (toy, 500 points, mlp 256-256, {epochs} epochs each), {rounds} rounds, {cores} cores"
+        "{configs} configurations (toy, 500 points, mlp 256-256, {epochs} epochs each), {rounds} rounds, {cores} cores, {} torch thread(s) per process",
+        (cores / 2).max(1)
     );
     let names = [
         "loop, one process",
