@@ -13,4 +13,5 @@ pub mod plot;
 pub mod report;
 pub mod results;
 pub mod rng;
+pub mod sweep;
 pub mod train;

@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use minima::host::params::Params;
 use minima::host::{api, interrupt, repl, Host, Outcome, Session, SessionOptions};
+use minima::sweep::{jobs, shard::Shard};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tch::Device;
@@ -33,6 +34,14 @@ struct RunArgs {
     /// No progress output
     #[arg(long, short)]
     quiet: bool,
+    /// Run only the sweep configurations whose index is I modulo N (default: the
+    /// Slurm array task when SLURM_ARRAY_TASK_ID is set); needs --out
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Run the sweep as K shard processes on this machine (one per GPU with
+    /// --device cuda:all, else splitting the CPU threads)
+    #[arg(long, value_name = "K")]
+    jobs: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -143,6 +152,13 @@ fn session(script: Option<PathBuf>, args: RunArgs) -> Result<Session> {
 /// into DIR. Finished runs are read back from their checkpoints, an unfinished
 /// one continues from its checkpoint, the rest train as before.
 fn resume(dir: PathBuf, mut args: RunArgs) -> Result<(Session, PathBuf)> {
+    if args.shard.is_some() || args.jobs.is_some() {
+        bail!(
+            "minima run {}: to shard a sweep, run its script again: minima run SCRIPT --out {} --shard/--jobs ...",
+            dir.display(),
+            dir.display()
+        );
+    }
     if !args.set.is_empty() || args.out.is_some() {
         bail!(
             "minima run {}: a resumed run keeps its own overrides and folder; drop --set/--out",
@@ -210,9 +226,7 @@ fn main() -> ExitCode {
         Command::Run { script, args } if script.is_dir() => {
             resume(script, args).and_then(|(s, script)| Host::new(s).run_file(&script))
         }
-        Command::Run { script, args } => {
-            session(Some(script.clone()), args).and_then(|s| Host::new(s).run_file(&script))
-        }
+        Command::Run { script, args } => run_script(script, args),
         Command::Check { script } => check(&script),
         Command::Repl { args } => session(None, args).and_then(|s| {
             repl::run(&Host::new(s))?;
@@ -233,6 +247,73 @@ fn main() -> ExitCode {
     }
 }
 
+/// `minima run SCRIPT`: this process's shard of any sweep (`--shard`, else a Slurm
+/// array task), or `--jobs`/`--device cuda:all` child processes.
+fn run_script(script: PathBuf, args: RunArgs) -> Result<Outcome> {
+    let shard = Shard::resolve(args.shard.as_deref(), |k| std::env::var(k).ok())?;
+    if args.jobs.is_some() || args.device == "cuda:all" {
+        return run_jobs(script, args, shard);
+    }
+    let session = session(Some(script.clone()), args)?.with_shard(shard);
+    Host::new(session).run_file(&script)
+}
+
+fn run_jobs(script: PathBuf, args: RunArgs, shard: Option<Shard>) -> Result<Outcome> {
+    minima::host::read_script(&script)?;
+    let gpus = (args.device == "cuda:all")
+        .then(jobs::Devices::all_gpus)
+        .transpose()?;
+    let count = match (args.jobs, &gpus) {
+        (Some(k), _) => k,
+        (None, Some(jobs::Devices::Gpus(g))) => g.len(),
+        _ => 1,
+    };
+    if count == 0 {
+        bail!("--jobs 0: need at least one process");
+    }
+    let devices = match gpus {
+        Some(d) => d,
+        None => {
+            let on_cpu = parse_device(&args.device)? == Device::Cpu;
+            jobs::Devices::same(&args.device, on_cpu, count)
+        }
+    };
+    let mut extra: Vec<String> = args
+        .set
+        .iter()
+        .flat_map(|s| ["--set".to_string(), s.clone()])
+        .collect();
+    if args.quiet {
+        extra.push("--quiet".into());
+    }
+    let out = jobs::out_folder(args.out, std::path::Path::new("runs"), &script)?;
+    let report = jobs::run(
+        &std::env::current_exe()?,
+        jobs::Plan {
+            script: &script,
+            out: &out,
+            shard: shard.unwrap_or(Shard { index: 0, count: 1 }),
+            jobs: count,
+            devices,
+            extra,
+        },
+    )?;
+    for failure in &report.failed {
+        eprintln!("error: {failure}");
+    }
+    if !report.failed.is_empty() {
+        eprintln!("re-run the same command to finish what is missing: complete configurations are skipped");
+    }
+    eprintln!("results: {}", out.display());
+    Ok(if report.interrupted {
+        Outcome::Interrupted
+    } else if report.failed.is_empty() {
+        Outcome::Completed
+    } else {
+        Outcome::Failed
+    })
+}
+
 /// A host that runs nothing itself: for compiling scripts and reading the registry.
 fn quiet_cpu_host(script: Option<PathBuf>) -> Result<Host> {
     let args = RunArgs {
@@ -240,6 +321,8 @@ fn quiet_cpu_host(script: Option<PathBuf>) -> Result<Host> {
         out: None,
         device: "cpu".into(),
         quiet: true,
+        shard: None,
+        jobs: None,
     };
     Ok(Host::new(session(script, args)?))
 }

@@ -111,6 +111,7 @@ const CALLS: &[&str] = &[
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); interpolate(m, m, d, {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); record_metrics(fgsm(m, d), {0});",
     "let d = toy(#{{ n_train: 3, n_test: 3 }}); let m = model(#{{ arch: \"mlp\", hidden: [4] }}, d); record(train(m, d, #{{ epochs: 1 }})); plot_curves(read_results(run_dir(), \"history\"), {0} + #{{ x: \"epoch\" }});",
+    "let configs = grid({0}); sweep(configs, |cfg| cfg.index);",
 ];
 
 const SCRIPT: &str = r#"import "paper" as paper;
@@ -145,7 +146,7 @@ proptest! {
                                        "margins", "interpolate", "record_metrics", "read_results",
                                        "filter", "select", "sort", "group_by", "agg", "pivot",
                                        "column", "row", "head", "show", "write_parquet",
-                                       "plot_curves"]),
+                                       "plot_curves", "grid", "sweep"]),
         args in prop::collection::vec(literal(), 0..4),
     ) {
         assert_positioned(&format!("{f}({});", args.join(", ")));

@@ -5,16 +5,21 @@
 pub mod rhai;
 
 use crate::results::frame::read_parquet;
+use crate::sweep::part::PARTS;
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// Aggregations `group_by(...).agg(...)` and `pivot` accept.
+/// The sweep configuration's position in its grid, a column of every part.
+const SWEEP_INDEX: &str = "sweep_index";
+
 pub const AGGS: &[&str] = &["mean", "std", "min", "max", "count", "sum", "first"];
 
 /// Which Parquet files `read_results(path, table)` reads: the file itself; a run
-/// folder's `TABLE.parquet`; or, for a folder of run folders, each
-/// `RUN/TABLE.parquet` (sorted by run name).
+/// folder's `TABLE.parquet` and the `parts/*/TABLE.parquet` of its sweep
+/// configurations (docs/SCALING.md); or, for a folder of run folders, those of
+/// each run folder (sorted by run name).
 pub fn result_files(path: &Path, table: &str) -> Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
@@ -22,46 +27,132 @@ pub fn result_files(path: &Path, table: &str) -> Result<Vec<PathBuf>> {
     if !path.is_dir() {
         bail!("read_results: {} does not exist", path.display());
     }
-    let own = path.join(format!("{table}.parquet"));
-    if own.is_file() {
-        return Ok(vec![own]);
+    let own = run_folder_files(path, table);
+    if !own.is_empty() {
+        return Ok(own);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("read_results: cannot list {}", path.display()))?
         .flatten()
-        .map(|e| e.path().join(format!("{table}.parquet")))
-        .filter(|p| p.is_file())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
         .collect();
-    files.sort();
+    runs.sort();
+    let files: Vec<PathBuf> = runs
+        .iter()
+        .flat_map(|run| run_folder_files(run, table))
+        .collect();
     if files.is_empty() {
         bail!(
-            "read_results: {} has no {table}.parquet, nor run folders holding one",
+            "read_results: {} has no {table}.parquet, nor sweep parts or run folders holding one",
             path.display()
         );
     }
     Ok(files)
 }
 
-/// The files of [`result_files`] as one frame. Several run folders are stacked
-/// with their columns unioned (missing values null) and a leading `folder`
-/// column naming the run folder (`run` is already the run's index within it).
+/// A run folder's own `TABLE.parquet`, then its sweep parts' (sorted by id).
+fn run_folder_files(run: &Path, table: &str) -> Vec<PathBuf> {
+    let name = format!("{table}.parquet");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run.join(PARTS))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path().join(&name))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let own = run.join(&name);
+    if own.is_file() {
+        files.insert(0, own);
+    }
+    files
+}
+
+/// The run folder a result file belongs to: `RUN/TABLE.parquet` or
+/// `RUN/parts/<id>/TABLE.parquet`.
+fn run_folder_of(file: &Path) -> &Path {
+    let parent = file.parent().unwrap_or(Path::new(""));
+    match parent.parent() {
+        Some(parts) if parts.file_name().is_some_and(|n| n == PARTS) => {
+            parts.parent().unwrap_or(parent)
+        }
+        _ => parent,
+    }
+}
+
+/// The files of [`result_files`] as one frame, columns unioned (missing values
+/// null). A sweep's parts are one table, ordered by `sweep_index`; files from
+/// several run folders get a leading `folder` column naming their run folder
+/// (`run` is already the run's index within it).
 pub fn read_results(path: &Path, table: &str) -> Result<DataFrame> {
     let files = result_files(path, table)?;
     if let [one] = files.as_slice() {
         return read_parquet(one);
     }
+    let folders: Vec<&Path> = files.iter().map(|f| run_folder_of(f)).collect();
+    let several = folders.iter().any(|f| *f != folders[0]);
     let mut frames = Vec::with_capacity(files.len());
-    for file in &files {
+    for (file, run) in files.iter().zip(&folders) {
         let mut df = read_parquet(file)?;
-        let folder = file
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        df.insert_column(0, Column::new("folder".into(), vec![folder; df.height()]))?;
+        if several {
+            let folder = run
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            df.insert_column(0, Column::new("folder".into(), vec![folder; df.height()]))?;
+        }
         frames.push(df);
     }
-    Ok(polars::functions::concat_df_diagonal(&frames)?)
+    unify_null_columns(&mut frames)?;
+    let df = polars::functions::concat_df_diagonal(&frames)?;
+    if df.column(SWEEP_INDEX).is_ok() {
+        let by: &[&str] = if several {
+            &["folder", SWEEP_INDEX]
+        } else {
+            &[SWEEP_INDEX]
+        };
+        return Ok(df.sort(
+            by,
+            SortMultipleOptions::default()
+                .with_maintain_order(true)
+                .with_nulls_last(false),
+        )?);
+    }
+    Ok(df)
+}
+
+/// A column with no values is written as text; where another file holds values
+/// of that column, cast it to their type so the files stack.
+fn unify_null_columns(frames: &mut [DataFrame]) -> Result<()> {
+    let mut types: std::collections::HashMap<String, DataType> = Default::default();
+    for df in frames.iter() {
+        for c in df.columns() {
+            if c.null_count() < c.len() {
+                types
+                    .entry(c.name().to_string())
+                    .or_insert_with(|| c.dtype().clone());
+            }
+        }
+    }
+    for df in frames.iter_mut() {
+        let empty: Vec<(String, DataType)> = df
+            .columns()
+            .iter()
+            .filter(|c| !c.is_empty() && c.null_count() == c.len())
+            .filter_map(|c| {
+                let to = types.get(c.name().as_str())?;
+                (to != c.dtype()).then(|| (c.name().to_string(), to.clone()))
+            })
+            .collect();
+        for (name, to) in empty {
+            let cast = df.column(&name)?.cast(&to)?;
+            df.with_column(cast)?;
+        }
+    }
+    Ok(())
 }
 
 /// Fails unless `df` has every column in `names`, listing the ones it has.

@@ -77,8 +77,11 @@ pub const FUNCTIONS: &[Doc] = &[
     doc("run_dir", "The run folder (created on first use).", "print(run_dir());", &[]),
     doc("plot_boundaries", "Draws the decision boundaries of 2-D runs into a PNG in the run folder; returns its path.", r#"plot_boundaries([r1, r2], #{ out: "boundaries.png" });"#, &[&PLOT]),
     doc("plot_curves", "Line charts of a frame: a panel per `y` column against `x`, a line per `by` value (mean, min–max band over rows sharing x); PNG and/or SVG in the run folder; returns the paths.", r#"plot_curves(read_results(run_dir(), "history"), #{ x: "epoch", y: ["train_acc", "test_acc"], by: "init", out: "acc" });"#, &[&CURVES]),
+    // sweeps
+    doc("grid", "Every combination of the map's values (arrays, ranges or single values) as configuration maps, each with a stable `index` and `id` (docs/SCALING.md).", r#"let configs = grid(#{ init: ["random", "adversarial"], seed: 0..5 });"#, &[]),
+    doc("sweep", "Runs the body once per configuration of this process's shard, skipping complete ones; each configuration's records become one part folder with `sweep_*` columns. Returns #{ total, in_shard, ran, skipped }.", r#"sweep(grid(#{ seed: 0..5 }), |cfg| { record(train(m, d, #{ seed: cfg.seed })); });"#, &[]),
     // frames
-    doc("read_results", "A Frame from a Parquet file, a run folder's summary (or the named table, e.g. \"history\"), or every run folder under a folder.", r#"let f = read_results("runs/fig1", "history");"#, &[]),
+    doc("read_results", "A Frame from a Parquet file, a run folder's summary (or the named table, e.g. \"history\") with its sweep parts, or every run folder under a folder.", r#"let f = read_results("runs/fig1", "history");"#, &[]),
     doc("filter", "Rows whose columns equal the map's values (an array value accepts any of its elements), or rows where `column OP value`.", r#"f.filter(#{ init: "adversarial" }).filter("test_acc", ">", 0.9)"#, &[]),
     doc("select", "The named column(s), in that order.", r#"f.select(["init", "test_acc"])"#, &[]),
     doc("sort", "Rows ordered by the column(s), ascending unless `descending` is true; ties keep their order.", r#"f.sort("test_acc", true)"#, &[]),

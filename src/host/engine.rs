@@ -32,6 +32,7 @@ pub fn build(session: &Rc<Session>) -> Engine {
     crate::results::rhai::register(&mut engine, session);
     crate::plot::rhai::register(&mut engine, session);
     crate::frame::rhai::register(&mut engine);
+    crate::sweep::rhai::register(&mut engine, session);
     register_host(&mut engine, session);
     engine
 }

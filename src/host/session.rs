@@ -3,7 +3,9 @@
 
 use super::params::Params;
 use crate::results::{Row, RunDir, Value};
-use anyhow::Result;
+use crate::sweep::part::Part;
+use crate::sweep::shard::Shard;
+use anyhow::{bail, Result};
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use tch::Device;
@@ -26,6 +28,12 @@ pub struct Session {
     run_dir: RefCell<Option<RunDir>>,
     started: chrono::DateTime<chrono::Utc>,
     next_run: Cell<i64>,
+    /// This process's share of every sweep (`--shard`, `--jobs`, Slurm).
+    shard: Option<Shard>,
+    /// The sweep configuration whose body is running; records go into it.
+    part: RefCell<Option<Part>>,
+    /// `next_run` outside the body, restored when it ends.
+    outer_run: Cell<i64>,
 }
 
 impl Session {
@@ -37,7 +45,82 @@ impl Session {
             run_dir: RefCell::new(None),
             started: chrono::Utc::now(),
             next_run: Cell::new(0),
+            shard: None,
+            part: RefCell::new(None),
+            outer_run: Cell::new(0),
         }
+    }
+
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Session {
+        self.shard = shard;
+        self
+    }
+
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// More than one process shares the run folder.
+    fn sharded(&self) -> bool {
+        self.shard.is_some_and(|s| s.count > 1)
+    }
+
+    /// `config.json`, or one file per shard so shards never overwrite each other's.
+    pub fn config_name(&self) -> String {
+        match self.shard {
+            Some(s) if s.count > 1 => s.config_name(),
+            _ => crate::results::run_dir::CONFIG.to_string(),
+        }
+    }
+
+    /// Starts a sweep body: records go to `part`, run indices restart at 0.
+    pub fn enter_part(&self, part: Part) {
+        self.outer_run.set(self.next_run.replace(0));
+        *self.part.borrow_mut() = Some(part);
+    }
+
+    pub fn leave_part(&self) -> Option<Part> {
+        self.next_run.set(self.outer_run.get());
+        self.part.borrow_mut().take()
+    }
+
+    pub fn in_part(&self) -> bool {
+        self.part.borrow().is_some()
+    }
+
+    /// The `sweep_*` columns of the running configuration (none outside a body).
+    pub fn part_columns(&self) -> Row {
+        self.part
+            .borrow()
+            .as_ref()
+            .map(|p| p.columns.clone())
+            .unwrap_or_default()
+    }
+
+    /// Where run `index` keeps its checkpoint: per configuration in a sweep body;
+    /// none outside one in a sharded process (every shard would share the path).
+    pub fn checkpoint_path(&self, index: i64) -> Result<Option<PathBuf>> {
+        let name = format!("run-{index}.safetensors");
+        if let Some(part) = self.part.borrow().as_ref() {
+            return Ok(Some(part.checkpoints.join(name)));
+        }
+        if self.sharded() {
+            return Ok(None);
+        }
+        self.with_run_dir(|d| Ok(Some(d.resolve(&format!("checkpoints/{name}")))))
+    }
+
+    /// Refuses `what` (a table write) outside a sweep body in a sharded process,
+    /// where every shard would overwrite the others' table.
+    pub fn check_can_record(&self, what: &str) -> Result<()> {
+        if let (false, Some(s)) = (self.in_part(), self.shard.filter(|s| s.count > 1)) {
+            bail!(
+                "{what} outside sweep(...) in shard {} of a sharded run: every shard would write the same file; \
+                 record inside the sweep body",
+                s.label()
+            );
+        }
+        Ok(())
     }
 
     pub fn device(&self) -> Device {
@@ -65,15 +148,25 @@ impl Session {
     }
 
     /// Runs `f` on the run directory, creating it (and its config.json) first.
+    /// Inside a sweep body, `f` gets the configuration's folder instead.
     pub fn with_run_dir<T>(&self, f: impl FnOnce(&mut RunDir) -> Result<T>) -> Result<T> {
+        if let Some(part) = self.part.borrow_mut().as_mut() {
+            return f(&mut part.dir);
+        }
         let mut slot = self.run_dir.borrow_mut();
         if slot.is_none() {
             let dir = match &self.options.out {
                 Some(out) if self.options.resume => RunDir::open_existing(out)?,
-                Some(out) => RunDir::create_at(out)?,
+                Some(out) => {
+                    self.check_same_script(out)?;
+                    RunDir::create_at(out)?
+                }
+                None if self.sharded() => bail!(
+                    "a sharded run (--shard, --jobs or a Slurm array) needs --out: every shard writes into that one folder"
+                ),
                 None => RunDir::create_under(&self.options.runs_base, &self.stem())?,
             };
-            dir.write_config(&self.config_json("running"))?;
+            dir.write_config(&self.config_name(), &self.config_json("running"))?;
             *slot = Some(dir);
         }
         f(slot.as_mut().expect("run dir was just created"))
@@ -89,7 +182,7 @@ impl Session {
     /// Rewrites config.json with the final status; a no-op when nothing was written.
     pub fn finish(&self, status: &str) -> Result<()> {
         if let Some(dir) = self.run_dir.borrow().as_ref() {
-            dir.write_config(&self.config_json(status))?;
+            dir.write_config(&self.config_name(), &self.config_json(status))?;
         }
         Ok(())
     }
@@ -97,6 +190,39 @@ impl Session {
     /// Columns every recorded row carries: the params the script read.
     pub fn param_columns(&self) -> Row {
         self.params.borrow().columns()
+    }
+
+    /// A folder may hold the results of one script and one set of overrides only:
+    /// re-running that same command into it (a sweep finishing what is missing) is
+    /// allowed, anything else refused.
+    fn check_same_script(&self, out: &std::path::Path) -> Result<()> {
+        let Ok(entries) = std::fs::read_dir(out) else {
+            return Ok(());
+        };
+        let ours = self.config_json("running");
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("config") && name.ends_with(".json")) {
+                continue;
+            }
+            let Ok(theirs) = std::fs::read_to_string(entry.path())
+                .map_err(anyhow::Error::from)
+                .and_then(|t| Ok(serde_json::from_str::<serde_json::Value>(&t)?))
+            else {
+                continue;
+            };
+            for key in ["script", "overrides"] {
+                if theirs[key] != ours[key] {
+                    bail!(
+                        "{} holds the results of another command ({name}: {key} {}, not {}); choose another --out folder",
+                        out.display(),
+                        theirs[key],
+                        ours[key]
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     fn config_json(&self, status: &str) -> serde_json::Value {
@@ -121,6 +247,7 @@ impl Session {
             "started_at": self.started.to_rfc3339(),
             "updated_at": chrono::Utc::now().to_rfc3339(),
             "status": status,
+            "shard": self.shard.map(|s| s.label()),
         })
     }
 }

@@ -39,11 +39,14 @@ pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
         .first()
         .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
+    session.check_can_record("record").or_script()?;
+    let sweep = session.part_columns();
     let mut tag_row: Row = Vec::new();
     for (key, v) in tags {
         let clash = setting
             .iter()
             .chain(summary.iter())
+            .chain(sweep.iter())
             .any(|(k, _)| k == key.as_str())
             || epoch_names.iter().any(|k| k == key.as_str());
         if clash {
@@ -54,6 +57,7 @@ pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
         tag_row.push((key.to_string(), tag_value(key, v)?));
     }
     let mut head: Row = setting[..2].to_vec();
+    head.extend(sweep);
     head.extend(tag_row);
     head.extend(session.param_columns());
     head.extend(setting[2..].iter().cloned());
@@ -82,8 +86,14 @@ pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
 /// Appends metric rows (maps, e.g. from `fgsm` or `norms`) to metrics.parquet, each
 /// row led by the tags and the params.
 pub fn record_metrics(session: &Session, rows: &[Dynamic], tags: &Map) -> ScriptResult<()> {
-    let mut head: Row = Vec::new();
+    session.check_can_record("record_metrics").or_script()?;
+    let mut head: Row = session.part_columns();
     for (key, v) in tags {
+        if head.iter().any(|(k, _)| k == key.as_str()) {
+            return Err(script_error(format!(
+                "record_metrics: tag `{key}` clashes with the sweep column of that name; rename the tag"
+            )));
+        }
         head.push((
             key.to_string(),
             cell_value("record_metrics", "tag", key, v)?,

@@ -142,8 +142,9 @@ impl RunDir {
         )
     }
 
-    pub fn write_config(&self, config: &serde_json::Value) -> Result<()> {
+    /// `name` is CONFIG, or one file per shard of a sweep.
+    pub fn write_config(&self, name: &str, config: &serde_json::Value) -> Result<()> {
         let text = serde_json::to_string_pretty(config)?;
-        atomic::write_bytes(&self.path.join(CONFIG), format!("{text}\n").as_bytes())
+        atomic::write_bytes(&self.path.join(name), format!("{text}\n").as_bytes())
     }
 }

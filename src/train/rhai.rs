@@ -23,11 +23,9 @@ fn run_training(
 ) -> ScriptResult<RunRef> {
     let settings = Settings::read(config).or_script()?;
     let index = session.take_run_index();
-    let checkpoint = session
-        .with_run_dir(|d| Ok(d.resolve(&format!("checkpoints/run-{index}.safetensors"))))
-        .or_script()?;
+    let checkpoint = session.checkpoint_path(index).or_script()?;
     let run = train(TrainRequest {
-        checkpoint: Some(checkpoint),
+        checkpoint,
         init: model,
         data,
         settings,

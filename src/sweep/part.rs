@@ -1,0 +1,99 @@
+//! One configuration's results: a folder that appears whole or not at all.
+//!
+//! While the body runs, everything it records goes to `OUT/.running/<id>/`
+//! (`summary.parquet`, `history.parquet`, `metrics.parquet`, `weights/`, pictures),
+//! and its checkpoints to `OUT/checkpoints/<id>/`. When the body returns, a
+//! `configuration.json` is added and the folder is renamed to `OUT/parts/<id>/`
+//! in one atomic step, so a reader globbing `OUT/parts/*/summary.parquet` sees a
+//! configuration complete or not at all. The checkpoints are then deleted. A
+//! killed configuration leaves only `.running/<id>` (discarded when it starts
+//! again) and its checkpoints (from which it resumes).
+
+use super::grid::Configuration;
+use crate::results::{atomic, Row, RunDir};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+pub const PARTS: &str = "parts";
+pub const RUNNING: &str = ".running";
+pub const CHECKPOINTS: &str = "checkpoints";
+pub const CONFIGURATION: &str = "configuration.json";
+
+/// The configuration a sweep body is running: where its records go.
+pub struct Part {
+    pub dir: RunDir,
+    /// `sweep_*` columns every row recorded in the body carries.
+    pub columns: Row,
+    pub checkpoints: PathBuf,
+}
+
+pub fn part_path(out: &Path, id: &str) -> PathBuf {
+    out.join(PARTS).join(id)
+}
+
+pub fn checkpoints_path(out: &Path, id: &str) -> PathBuf {
+    out.join(CHECKPOINTS).join(id)
+}
+
+pub fn is_complete(out: &Path, id: &str) -> bool {
+    part_path(out, id).is_dir()
+}
+
+/// Whether an earlier attempt at this configuration left checkpoints.
+pub fn has_checkpoint(out: &Path, id: &str) -> bool {
+    std::fs::read_dir(checkpoints_path(out, id)).is_ok_and(|mut e| e.next().is_some())
+}
+
+/// A fresh staging folder for `config` (anything an earlier, killed attempt
+/// left there is discarded: the body records everything again).
+pub fn begin(out: &Path, config: &Configuration) -> Result<Part> {
+    let staging = out.join(RUNNING).join(&config.id);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot clear {}", staging.display()))?;
+    }
+    Ok(Part {
+        dir: RunDir::create_at(&staging)?,
+        columns: config.columns(),
+        checkpoints: checkpoints_path(out, &config.id),
+    })
+}
+
+/// Publishes the part under `OUT/parts/<id>` and drops its checkpoints.
+pub fn commit(
+    out: &Path,
+    config: &Configuration,
+    part: Part,
+    about: serde_json::Value,
+) -> Result<()> {
+    let staging = part.dir.path().to_path_buf();
+    let mut record = serde_json::json!({
+        "index": config.index,
+        "id": config.id,
+        "config": serde_json::from_str::<serde_json::Value>(&config.canonical)?,
+    });
+    if let (Some(record), Some(about)) = (record.as_object_mut(), about.as_object()) {
+        record.extend(about.clone());
+    }
+    let text = serde_json::to_string_pretty(&record)?;
+    atomic::write_bytes(&staging.join(CONFIGURATION), format!("{text}\n").as_bytes())?;
+    let target = part_path(out, &config.id);
+    if target.exists() {
+        bail!(
+            "{} already exists: configuration {} was completed by another process at the same time \
+             (two processes ran the same shard?)",
+            target.display(),
+            config.index
+        );
+    }
+    let parts = out.join(PARTS);
+    std::fs::create_dir_all(&parts)
+        .with_context(|| format!("cannot create {}", parts.display()))?;
+    std::fs::rename(&staging, &target)
+        .with_context(|| format!("cannot move {} to {}", staging.display(), target.display()))?;
+    if part.checkpoints.exists() {
+        std::fs::remove_dir_all(&part.checkpoints)
+            .with_context(|| format!("cannot remove {}", part.checkpoints.display()))?;
+    }
+    Ok(())
+}
