@@ -177,7 +177,7 @@ fn ctrl_c_stops_cleanly_and_keeps_recorded_runs() {
         train(m, d, #{ epochs: 100000000, batch_size: 1 });
         "#,
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_minima"))
+    let mut child = common::minima_command()
         .args(["run", "long.rhai", "--out", "res", "-q"])
         .current_dir(dir.path())
         .stderr(Stdio::piped())
@@ -212,7 +212,7 @@ fn ctrl_c_stops_cleanly_and_keeps_recorded_runs() {
 #[test]
 fn repl_keeps_state_and_survives_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_minima"))
+    let mut child = common::minima_command()
         .args(["repl", "-q", "--out", "res"])
         .env("MINIMA_HISTORY", dir.path().join("history"))
         .current_dir(dir.path())

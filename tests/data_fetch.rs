@@ -382,7 +382,7 @@ fn entries_leaving_the_target_are_refused_by_name() {
 }
 
 fn minima_cmd(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minima"));
+    let mut cmd = common::minima_command();
     cmd.args(args)
         .current_dir(dir)
         .env("MINIMA_DATA", dir.join("data"))

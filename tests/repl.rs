@@ -87,7 +87,7 @@ impl Live {
 }
 
 fn repl(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minima"));
+    let mut cmd = common::minima_command();
     cmd.args(["repl", "-q", "--out", "res"])
         .env("MINIMA_HISTORY", dir.join("history"))
         .env_remove("NO_COLOR")

@@ -32,7 +32,7 @@ fn interrupted_then_resumed(signal: &str) {
     let full = minima(&["run", "s.rhai", "--out", "full", "-q"], dir.path());
     assert_eq!(full.status.code(), Some(0), "{}", text(&full.stderr));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_minima"))
+    let mut child = common::minima_command()
         .args(["run", "s.rhai", "--out", "cut", "-q"])
         .current_dir(dir.path())
         .stderr(Stdio::null())

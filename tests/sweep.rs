@@ -177,7 +177,7 @@ fn shards_split_the_configurations_and_slurm_variables_pick_one() {
     let run = |extra: &[&str], env: &[(&str, &str)]| {
         let mut args = vec!["run", "s.rhai", "--out", "out", "-q", "--device", "cpu"];
         args.extend_from_slice(extra);
-        let output = Command::new(env!("CARGO_BIN_EXE_minima"))
+        let output = common::minima_command()
             .args(&args)
             .envs(env.iter().copied())
             .current_dir(dir.path())
@@ -267,7 +267,7 @@ fn shards_split_the_configurations_and_slurm_variables_pick_one() {
 fn jobs_run_shard_processes_and_name_the_one_that_failed() {
     let dir = tempfile::tempdir().unwrap();
     write_script(dir.path(), "s.rhai", SCRIPT);
-    let output = Command::new(env!("CARGO_BIN_EXE_minima"))
+    let output = common::minima_command()
         .args([
             "run", "s.rhai", "--out", "out", "--jobs", "2", "--device", "cpu",
         ])
@@ -364,7 +364,7 @@ fn a_killed_shard_is_finished_by_rerunning_the_command_every_configuration_once(
     let reads = Arc::new(AtomicUsize::new(0));
     let watcher = watch(&out, stop.clone(), reads.clone());
     let start = |shard: &str| {
-        Command::new(env!("CARGO_BIN_EXE_minima"))
+        common::minima_command()
             .args([
                 "run", "s.rhai", "--out", "out", "-q", "--shard", shard, "--set", epochs,
             ])
@@ -413,7 +413,7 @@ fn a_killed_shard_is_finished_by_rerunning_the_command_every_configuration_once(
     let again: Vec<_> = ["0/3", "1/3", "2/3"]
         .iter()
         .map(|s| {
-            Command::new(env!("CARGO_BIN_EXE_minima"))
+            common::minima_command()
                 .args([
                     "run", "s.rhai", "--out", "out", "--shard", s, "--set", epochs,
                 ])

@@ -37,17 +37,38 @@ pub fn read_script(path: &Path) -> Result<String> {
 }
 
 /// Script texts whose `param("...")` names an override may refer to: the script
-/// and the stdlib modules it can import.
+/// and the stdlib modules it imports (`import "paper"`), and theirs in turn.
 fn param_sources(script: &str) -> Vec<String> {
     let mut sources = vec![script.to_string()];
-    if let Ok(entries) = std::fs::read_dir(engine::stdlib_dir()) {
-        for entry in entries.flatten() {
-            if entry.path().extension().is_some_and(|e| e == "rhai") {
-                sources.extend(std::fs::read_to_string(entry.path()).ok());
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = 0;
+    while next < sources.len() {
+        for name in imports(&sources[next]) {
+            if seen.contains(&name) {
+                continue;
+            }
+            let path = engine::stdlib_dir().join(format!("{name}.rhai"));
+            sources.extend(std::fs::read_to_string(path).ok());
+            seen.push(name);
+        }
+        next += 1;
+    }
+    sources
+}
+
+/// The module names of a text's `import "NAME"` statements.
+fn imports(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("import") {
+        rest = &rest[at + "import".len()..];
+        if let Some(body) = rest.trim_start().strip_prefix('"') {
+            if let Some(end) = body.find('"') {
+                names.push(body[..end].to_string());
             }
         }
     }
-    sources
+    names
 }
 
 impl Host {

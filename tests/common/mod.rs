@@ -35,8 +35,17 @@ pub fn run_text(out: &Path, text: &str) -> Result<(), String> {
     })
 }
 
+/// The minima binary with one torch thread: the test harness already runs two
+/// tests at once on CI's 2 cores, and OpenMP teams spinning on shared cores slow
+/// small models down many times over.
+pub fn minima_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_minima"));
+    command.env("OMP_NUM_THREADS", "1");
+    command
+}
+
 pub fn minima(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_minima"))
+    minima_command()
         .args(args)
         .current_dir(dir)
         .output()
@@ -49,7 +58,7 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// `minima` with extra environment variables (e.g. MINIMA_DATA for a test's files).
 pub fn minima_env(args: &[&str], dir: &Path, env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_minima"));
+    let mut command = minima_command();
     command.args(args).current_dir(dir);
     for (k, v) in env {
         command.env(k, v);
