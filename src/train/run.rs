@@ -176,13 +176,13 @@ pub struct TrainRequest<'a> {
 const CHECKPOINT_SECONDS: f64 = 60.0;
 
 /// Sums over one epoch's batches, kept on the device and read once.
-struct BatchTotals {
+pub struct BatchTotals {
     loss: Tensor,
     correct: Tensor,
 }
 
 impl BatchTotals {
-    fn new(device: tch::Device) -> BatchTotals {
+    pub fn new(device: tch::Device) -> BatchTotals {
         BatchTotals {
             loss: Tensor::zeros([], (Kind::Double, device)),
             correct: Tensor::zeros([], (Kind::Int64, device)),
@@ -199,7 +199,7 @@ impl BatchTotals {
             .sum(Kind::Int64);
     }
 
-    fn read(self, n: i64) -> Score {
+    pub fn read(self, n: i64) -> Score {
         let both = Tensor::stack(&[self.loss, self.correct.to_kind(Kind::Double)], 0)
             .to_device(tch::Device::Cpu);
         let v: Vec<f64> = Vec::try_from(both).unwrap_or_else(|_| vec![f64::NAN, f64::NAN]);
@@ -208,6 +208,39 @@ impl BatchTotals {
             acc: v[1] / n as f64,
         }
     }
+}
+
+/// Which training examples one step sees, and how.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    /// Positions in `0..data.epoch_len(augment)`.
+    pub index: &'a Tensor,
+    pub augment_seed: Option<i64>,
+    pub autocast: bool,
+}
+
+/// One SGD step, exactly as `train` takes it: the batch (augmented, normalised),
+/// forward in train mode, mean cross-entropy, backward, update; loss and
+/// correct count added to `totals` on the device, with no host synchronisation.
+/// Public so the benchmark against PyTorch (benches/compare.rs) times this path.
+pub fn train_step(
+    model: &Model,
+    params: &mut [Tensor],
+    sgd: &mut Sgd,
+    data: &Dataset,
+    batch: Batch,
+    totals: &mut BatchTotals,
+) {
+    let b = data.train_batch(batch.index, batch.augment_seed);
+    Sgd::zero_grad(params);
+    let (logits, loss) = tch::autocast(batch.autocast, || {
+        let logits = model.forward_t(&b.x, true);
+        let loss = cross_entropy(&logits, &b.y, Reduction::Mean);
+        (logits, loss)
+    });
+    loss.backward();
+    sgd.step(params);
+    totals.add(&logits, &b.y, &loss);
 }
 
 /// Trains a copy of `init` on `data`; `init` itself is left unchanged.
@@ -382,16 +415,12 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             }
             let len = batch.min(n - start);
             let augment_seed = augment.then(|| crate::rng::derive(epoch_seed, step));
-            let b = data.train_batch(&order.narrow(0, start, len), augment_seed);
-            Sgd::zero_grad(&mut params);
-            let (logits, loss) = tch::autocast(autocast, || {
-                let logits = model.forward_t(&b.x, true);
-                let loss = cross_entropy(&logits, &b.y, Reduction::Mean);
-                (logits, loss)
-            });
-            loss.backward();
-            sgd.step(&params);
-            totals.add(&logits, &b.y, &loss);
+            let batch = Batch {
+                index: &order.narrow(0, start, len),
+                augment_seed,
+                autocast,
+            };
+            train_step(&model, &mut params, &mut sgd, data, batch, &mut totals);
             start += len;
             step += 1;
         }
