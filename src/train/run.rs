@@ -427,10 +427,12 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         let batch_score = std::mem::replace(&mut totals, BatchTotals::new(device)).read(n);
         let epoch_time = epoch_start.elapsed().as_secs_f64();
         let check_due = target.is_some() && epoch % check_every == 0;
-        let eval_due =
-            epoch % eval_every == 0 || epoch == limit || check_due || !batch_score.loss.is_finite();
-        let train = eval_due.then(|| evaluate(&model, data, Part::Train));
-        let test = eval_due.then(|| evaluate(&model, data, Part::Test));
+        let eval_due = epoch % eval_every == 0 || epoch == limit || !batch_score.loss.is_finite();
+        let train = (eval_due || check_due).then(|| evaluate(&model, data, Part::Train));
+        let reached = check_due && target.zip(train).is_some_and(|(t, score)| score.acc >= t);
+        // Checking the target needs the train split only; the test split is
+        // evaluated on evaluation epochs and at the end, where the run stops.
+        let test = (eval_due || reached).then(|| evaluate(&model, data, Part::Test));
         history.push(Epoch {
             epoch,
             lr,
@@ -443,16 +445,19 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             images_per_s: n as f64 / epoch_time.max(1e-9),
             extra: tracker.measure(epoch, &model, data)?,
         });
-        let shown = train.unwrap_or(batch_score);
         let speed = n as f64 / epoch_time.max(1e-9);
-        let line = match test {
-            Some(t) => format!(
+        let line = match (train, test) {
+            (Some(s), Some(t)) => format!(
                 "loss {:.4} acc {:.4} test acc {:.4} lr {lr} {speed:.0} img/s",
-                shown.loss, shown.acc, t.acc
+                s.loss, s.acc, t.acc
             ),
-            None => format!(
+            (Some(s), None) => format!(
+                "loss {:.4} acc {:.4} lr {lr} {speed:.0} img/s",
+                s.loss, s.acc
+            ),
+            _ => format!(
                 "batch loss {:.4} batch acc {:.4} lr {lr} {speed:.0} img/s",
-                shown.loss, shown.acc
+                batch_score.loss, batch_score.acc
             ),
         };
         progress.epoch(epoch, &line);
@@ -460,11 +465,9 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             status = Status::Diverged;
             break;
         }
-        if let (Some(t), Some(score), true) = (target, train, check_due) {
-            if score.acc >= t {
-                status = Status::ReachedTarget;
-                break;
-            }
+        if reached {
+            status = Status::ReachedTarget;
+            break;
         }
         let due = match checkpoint_every {
             Some(every) => epoch % every == 0,
