@@ -72,11 +72,13 @@ fn varies(df: &DataFrame, name: &str) -> bool {
 }
 
 /// Tag-like: text, boolean or integer (measurements such as `boundary_min` are
-/// floats), and not a seed.
+/// floats), and neither a seed nor a sweep configuration's own index or id (a
+/// sweep over seeds gives each seed its own; `sweep_<key>` columns do count).
 fn tag_like(df: &DataFrame, name: &str) -> bool {
     let Ok(c) = df.column(name) else { return false };
     let t = c.dtype();
     !name.ends_with("seed")
+        && !["sweep_index", "sweep_id"].contains(&name)
         && !name.starts_with("param_")
         && (t == &DataType::String || t == &DataType::Boolean || t.is_integer())
 }
@@ -152,6 +154,9 @@ mod tests {
             "heuristic" => ["vanilla", "vanilla", "vanilla", "vanilla"],
             "boundary_min" => [0.1, 0.2, 0.3, 0.4],
             "seed" => [0i64, 1, 0, 1],
+            "sweep_seed" => [0i64, 1, 0, 1],
+            "sweep_index" => [0i64, 1, 0, 1],
+            "sweep_id" => ["a", "b", "a", "b"],
             "param_epochs" => [3i64, 4, 3, 4],
             "momentum" => [0.0, 0.0, 0.9, 0.9],
             "arch" => ["mlp", "mlp", "mlp", "mlp"],
@@ -161,7 +166,8 @@ mod tests {
 
     #[test]
     fn varying_tags_make_the_setting() {
-        // heuristic and arch are constant; seed, floats, params and result columns never count.
+        // heuristic and arch are constant; seeds, sweep ids, floats, params and result
+        // columns never count.
         assert_eq!(setting_columns(&frame(), &[]), vec!["init"]);
         // Without tags, varying config columns tell runs apart.
         assert_eq!(setting_columns(&frame(), &["init"]), vec!["momentum"]);

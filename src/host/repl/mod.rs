@@ -5,7 +5,7 @@
 mod complete;
 mod input;
 
-pub use complete::{Completion, Vocab};
+use complete::{Completion, Vocab};
 pub use input::is_complete;
 
 use super::report::{self, Source};
@@ -15,7 +15,7 @@ use rhai::{Dynamic, Scope, AST};
 use rustyline::error::ReadlineError;
 use rustyline::Editor;
 use std::cell::RefCell;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -60,7 +60,9 @@ pub fn run(host: &Host) -> Result<()> {
     if let Some(p) = &history {
         let _ = editor.load_history(p);
     }
-    eprintln!("{BANNER}");
+    // One write: stderr is unbuffered, and a banner split in two can interleave
+    // with the first result printed on stdout.
+    let _ = std::io::stderr().write_all(format!("{BANNER}\n").as_bytes());
     let mut s = Session {
         host,
         scope: Scope::new(),
