@@ -40,6 +40,7 @@ const BATCH: i64 = 128;
 const SEED: i64 = 0;
 
 fn main() {
+    minima::host::alloc::keep_large_allocations();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--worker") {
         worker();

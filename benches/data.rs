@@ -289,6 +289,7 @@ fn random_labels() {
 }
 
 fn main() {
+    minima::host::alloc::keep_large_allocations();
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "random-labels") {
         let r = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(1);

@@ -22,6 +22,7 @@ fn strings(df: &DataFrame, name: &str) -> Vec<String> {
 }
 
 fn main() {
+    minima::host::alloc::keep_large_allocations();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let sets: Vec<String> = std::env::var("MINIMA_BENCH_SET")
         .ok()

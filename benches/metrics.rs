@@ -75,6 +75,7 @@ fn time<T>(mut f: impl FnMut() -> T) -> f64 {
 }
 
 fn main() {
+    minima::host::alloc::keep_large_allocations();
     let n_train = std::env::var("MINIMA_BENCH_TRAIN")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -37,6 +37,7 @@ fn step(model: &Model, x: &Tensor, y: &Tensor) {
 }
 
 fn main() {
+    minima::host::alloc::keep_large_allocations();
     let iters: u32 = std::env::var("MINIMA_BENCH_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())

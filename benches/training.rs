@@ -13,6 +13,7 @@ use minima::host::{Host, Session, SessionOptions};
 use rhai::Map;
 
 fn main() {
+    minima::host::alloc::keep_large_allocations();
     let n: i64 = std::env::var("MINIMA_BENCH_TRAIN")
         .ok()
         .and_then(|v| v.parse().ok())

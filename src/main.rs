@@ -213,6 +213,7 @@ fn table_format() {
 }
 
 fn main() -> ExitCode {
+    minima::host::alloc::keep_large_allocations();
     let cli = Cli::parse();
     table_format();
     // `data` commands stop at once on Ctrl-C: a download's `.part` file is resumed by

@@ -1,5 +1,6 @@
 //! The script host: engine, session, config validation, errors and the REPL.
 
+pub mod alloc;
 pub mod api;
 pub mod config;
 pub mod engine;
