@@ -72,8 +72,13 @@ fn main() {
             .collect();
         100.0 * v.iter().sum::<f64>() / v.len() as f64
     };
+    let scale = if sets.is_empty() {
+        "default scale".to_string()
+    } else {
+        format!("--set {}", sets.join(" --set "))
+    };
     println!(
-        "headline.rhai, default scale, {} torch threads, {:?}: {:.1} min wall",
+        "headline.rhai, {scale}, {} torch threads, {:?}: {:.1} min wall",
         tch::get_num_threads(),
         tch::Device::cuda_if_available(),
         wall / 60.0
