@@ -83,14 +83,7 @@ impl Opts {
     fn parse(args: &[String]) -> Result<Opts, String> {
         let mut o = Opts {
             rounds: 3,
-            archs: vec![
-                Arch::Mlp,
-                Arch::Cnn,
-                Arch::Vgg16,
-                Arch::Resnet18,
-                Arch::Resnet50,
-                Arch::Densenet40,
-            ],
+            archs: Arch::ALL.to_vec(),
             widths: vec![0.25, 1.0],
             threads: 2,
             seconds: 2.0,
