@@ -197,6 +197,52 @@ fn headline_prints_both_gaps_from_two_seeds() {
     for (n, e) in numbers.iter().zip(expected) {
         assert!((n - e).abs() < 0.006, "{line} vs {expected:?}");
     }
+
+    // The CPU-scale protocol: Algorithm 1 and vanilla SGD at constant lr 0.1 (the
+    // vanilla runs until 100% train accuracy); SOTA (momentum 0.9, L2 5e-4,
+    // augmentation) annealed on a cosine from 0.1 to 0 over `epochs` = 2.
+    let history = read(&out, "history");
+    let heuristic = strings(&history, "heuristic");
+    let lr = column_f64(&history, "epoch_lr");
+    let epoch: Vec<i64> = history
+        .column("epoch")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    for k in 0..lr.len() {
+        let want = match heuristic[k].as_str() {
+            "sota" => {
+                0.1 * (1.0 + (std::f64::consts::PI * (epoch[k] - 1) as f64 / 2.0).cos()) / 2.0
+            }
+            _ => 0.1,
+        };
+        assert!(
+            (lr[k] - want).abs() < 1e-12,
+            "{} epoch {}: lr {} vs {want}",
+            heuristic[k],
+            epoch[k],
+            lr[k]
+        );
+    }
+    let h = strings(&summary, "heuristic");
+    let momentum = column_f64(&summary, "momentum");
+    let decay = column_f64(&summary, "weight_decay");
+    let target: Vec<Option<f64>> = summary
+        .column("stop_at_train_acc")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    for k in 0..h.len() {
+        let sota = h[k] == "sota";
+        assert_eq!(momentum[k], if sota { 0.9 } else { 0.0 }, "{}", h[k]);
+        assert_eq!(decay[k], if sota { 5e-4 } else { 0.0 }, "{}", h[k]);
+        let until_fit = h[k] != "sota";
+        assert_eq!(target[k], until_fit.then_some(1.0), "{}", h[k]);
+    }
 }
 
 #[test]
