@@ -1,17 +1,14 @@
 //! The paper's scripts run end to end and show the paper's effect.
 
 mod common;
-use common::{formats, minima, minima_env, text};
+use common::{floats, formats, minima, minima_env, text};
 use polars::prelude::*;
 use std::path::Path;
 
 fn column_f64(df: &DataFrame, name: &str) -> Vec<f64> {
-    df.column(name)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap())
+    floats(df, name)
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| panic!("null in {name}")))
         .collect()
 }
 
@@ -229,13 +226,7 @@ fn headline_prints_both_gaps_from_two_seeds() {
     let h = strings(&summary, "heuristic");
     let momentum = column_f64(&summary, "momentum");
     let decay = column_f64(&summary, "weight_decay");
-    let target: Vec<Option<f64>> = summary
-        .column("stop_at_train_acc")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .collect();
+    let target = floats(&summary, "stop_at_train_acc");
     for k in 0..h.len() {
         let sota = h[k] == "sota";
         assert_eq!(momentum[k], if sota { 0.9 } else { 0.0 }, "{}", h[k]);

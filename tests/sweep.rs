@@ -3,7 +3,7 @@
 //! shard mid-way never leaves a configuration half-published or recorded twice.
 
 mod common;
-use common::{host_in, minima, text};
+use common::{floats, host_in, minima, text};
 use minima::frame::read_results;
 use minima::results::frame::read_parquet;
 use polars::prelude::*;
@@ -501,12 +501,5 @@ fn parts_stack_when_a_column_is_empty_in_some_of_them() {
     )
     .unwrap();
     let summary = read_results(&out, "summary").unwrap();
-    let target: Vec<Option<f64>> = summary
-        .column("stop_at_train_acc")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .collect();
-    assert_eq!(target, [None, Some(0.5)]);
+    assert_eq!(floats(&summary, "stop_at_train_acc"), [None, Some(0.5)]);
 }

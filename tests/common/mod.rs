@@ -65,3 +65,13 @@ pub fn minima_env(args: &[&str], dir: &Path, env: &[(&str, &Path)]) -> Output {
     }
     command.output().expect("minima runs")
 }
+
+/// A float column of a results frame, nulls as `None`.
+pub fn floats(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<f64>> {
+    df.column(name)
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .f64()
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .iter()
+        .collect()
+}
