@@ -95,6 +95,15 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
     (dir.join("out"), stdout)
 }
 
+fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 fn read(folder: &Path, table: &str) -> DataFrame {
     minima::frame::read_results(folder, table).unwrap()
 }
@@ -160,13 +169,7 @@ fn headline_prints_both_gaps_from_two_seeds() {
     let (out, stdout) = tiny_run("headline", dir.path(), &["seeds=2"]);
     let summary = read(&out, "summary");
     assert_core_runs(&summary, 2);
-    let seeds = summary
-        .column("seed")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect::<Vec<_>>();
+    let seeds = ints(&summary, "seed");
     assert_eq!(seeds, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
     // The printed gaps are the mean test accuracies' differences, in points.
     let mean = |heuristic: &str, init: &str| {
@@ -201,13 +204,7 @@ fn headline_prints_both_gaps_from_two_seeds() {
     let history = read(&out, "history");
     let heuristic = strings(&history, "heuristic");
     let lr = column_f64(&history, "epoch_lr");
-    let epoch: Vec<i64> = history
-        .column("epoch")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let epoch = ints(&history, "epoch");
     for k in 0..lr.len() {
         let want = match heuristic[k].as_str() {
             "sota" => {
@@ -307,22 +304,10 @@ fn fig4_sweeps_r_with_a_random_init_baseline() {
     let (out, stdout) = tiny_run("fig4_replicas", dir.path(), &["replicas_list=1,3"]);
     assert!(stdout.contains("Figure 4"), "{stdout}");
     let summary = read(&out, "summary");
-    let r: Vec<i64> = summary
-        .column("init_replicas")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let r = ints(&summary, "init_replicas");
     // Baselines (R = 0) first, then per R: Algorithm 1 and its two runs.
     assert_eq!(r, [0, 0, 1, 1, 1, 3, 3, 3]);
-    let n_random: Vec<i64> = summary
-        .column("n_train")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let n_random = ints(&summary, "n_train");
     assert_eq!(n_random[2], 48);
     assert_eq!(n_random[5], 144, "R = 3 copies of 48 images");
 }
