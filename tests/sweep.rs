@@ -3,7 +3,7 @@
 //! shard mid-way never leaves a configuration half-published or recorded twice.
 
 mod common;
-use common::{floats, host_in, minima, text};
+use common::{floats, host_in, ints, minima, strs, text};
 use minima::frame::read_results;
 use minima::results::frame::read_parquet;
 use polars::prelude::*;
@@ -26,26 +26,6 @@ let done = sweep(grid(#{ seed: 0..3, init: ["plain", "wide"] }), |cfg| {
 });
 print(`ran ${done.ran} skipped ${done.skipped} of ${done.in_shard}/${done.total}`);
 "#;
-
-fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
-    df.column(name)
-        .unwrap()
-        .i64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap())
-        .collect()
-}
-
-fn strs(df: &DataFrame, name: &str) -> Vec<String> {
-    df.column(name)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap().to_string())
-        .collect()
-}
 
 fn part_ids(out: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(out.join("parts"))

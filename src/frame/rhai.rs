@@ -4,6 +4,9 @@
 use super::{aggregate, check_columns, columns, compare, Cmp, AGGS};
 use crate::host::config::{Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
+use crate::results::frame::to_frame;
+use crate::results::rhai::cell_value;
+use crate::results::value::Value;
 use polars::prelude::*;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::path::Path;
@@ -139,6 +142,32 @@ fn agg_list(map: &Map) -> ScriptResult<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// A frame from an array of maps, one row each: the union of their keys as
+/// columns (the rules of `record`: ints and floats mix to floats, nulls where a
+/// row lacks a key).
+fn from_rows(rows: &Array) -> ScriptResult<Frame> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let map = r.read_lock::<Map>().ok_or_else(|| {
+            script_error(format!(
+                "frame: row {i} must be a map of column to value, found {}",
+                r.type_name()
+            ))
+        })?;
+        let mut row = Vec::with_capacity(map.len());
+        for (key, v) in map.iter() {
+            let cell = if v.is_unit() {
+                Value::Null
+            } else {
+                cell_value("frame", "column", key, v)?
+            };
+            row.push((key.to_string(), cell));
+        }
+        out.push(row);
+    }
+    to_frame(&out).or_script()
+}
+
 fn read(path: &str, table: &str) -> ScriptResult<Frame> {
     super::read_results(Path::new(path), table).or_script()
 }
@@ -180,6 +209,7 @@ impl<T> OrScriptPolars<T> for PolarsResult<T> {
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Frame>("Frame");
     engine.register_type_with_name::<Grouped>("GroupBy");
+    engine.register_fn("frame", |rows: Array| from_rows(&rows));
     engine.register_fn("read_results", |path: &str| read(path, "summary"));
     engine.register_fn("read_results", |path: &str, table: &str| read(path, table));
 

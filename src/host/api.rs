@@ -89,6 +89,7 @@ pub const FUNCTIONS: &[Doc] = &[
     doc("agg", "One row per group: the keys, then COL_AGG for each requested aggregation (mean, std, min, max, count, sum, first).", r#"f.group_by("init").agg(#{ test_acc: ["mean", "std"] })"#, &[]),
     doc("pivot", "A wide table: a row per `index` value, a column per distinct `on` value, cells the `agg` of `values`.", r#"f.pivot(#{ index: "setting", on: "init", values: "test_acc" })"#, &[&PIVOT]),
     doc("column", "A column's values as an array (null as ()).", r#"let accs = f.column("test_acc");"#, &[]),
+    doc("frame", "A frame from an array of maps, one row each; columns are the union of their keys (unit values are nulls).", r#"let f = frame([#{ claim: "gap", holds: true }]);"#, &[]),
     doc("row", "Row i as a map from column name to value.", "print(f.row(0));", &[]),
     doc("head", "The first n rows.", "f.head(5).show();", &[]),
     doc("show", "Prints the frame as an aligned table (rows beyond $POLARS_FMT_MAX_ROWS are elided).", "f.show();", &[]),

@@ -46,6 +46,7 @@ fn subset(df: Option<&DataFrame>, col: &str, value: &str) -> Result<Option<DataF
 }
 
 struct Tables {
+    claims: Option<DataFrame>,
     summary: Option<DataFrame>,
     history: Option<DataFrame>,
     metrics: Option<DataFrame>,
@@ -70,7 +71,10 @@ fn load(results: &Path) -> Result<Tables> {
             None
         }
     };
+    // Only the paper scripts write a claims table: its absence is no reason to list.
+    let claims = read_results(results, "claims").ok().filter(|df| df.height() > 0);
     let tables = Tables {
+        claims,
         summary: read("summary"),
         history: read("history"),
         metrics: read("metrics"),
@@ -109,6 +113,7 @@ pub fn write(results: &Path, out: Option<&Path>) -> Result<Written> {
     let mut figs = figures::Figures::new(&out);
     let mut pictures = Vec::new();
     let parts = vec![
+        tables::claims(t.claims.as_ref())?,
         match &t.summary {
             Some(s) => tables::final_accuracy(s)?,
             None => Part::Missing("Final accuracies: no summary table".into()),

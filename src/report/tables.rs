@@ -1,4 +1,5 @@
-//! The report's tables as Markdown: final accuracies per setting, Table 1 (mean
+//! The report's tables as Markdown: the paper's claims as checked by the script
+//! (claims.parquet), final accuracies per setting, Table 1 (mean
 //! distances per pair) and Table 2 (accuracies per heuristic and init, mean ± std
 //! over seeds), each built from whatever columns the results hold.
 
@@ -340,4 +341,53 @@ mod tests {
         let t = markdown(&["a".into()], &[vec!["x|y".into()]]);
         assert_eq!(t, "| a |\n|---|\n| x\\|y |\n");
     }
+}
+
+/// The claims ledger a paper script wrote (stdlib/claims.rhai): one row per claim,
+/// holding or not, with the paper's value and the measured mean [min, max] over seeds.
+pub fn claims(df: Option<&DataFrame>) -> Result<Part> {
+    let Some(df) = df else {
+        return Ok(Part::Missing(
+            "Claims: no claims.parquet (written by the scripts in scripts/paper/)".into(),
+        ));
+    };
+    let folder = match df.column("folder") {
+        Ok(_) => Some(texts(df, "folder")?),
+        Err(_) => None,
+    };
+    let mut cols = Vec::new();
+    for c in ["figure", "claim", "paper", "measured"] {
+        cols.push(texts(df, c)?);
+    }
+    let holds = df.column("holds")?.bool()?.clone();
+    let seeds = floats(df, "seeds")?;
+    let held = floats(df, "seeds_holding")?;
+    let mut header: Vec<String> = Vec::new();
+    if folder.is_some() {
+        header.push("run folder".into());
+    }
+    header.extend(["verdict", "figure", "claim", "paper", "measured", "seeds holding"].map(String::from));
+    let mut rows = Vec::with_capacity(df.height());
+    let mut failing = 0;
+    for i in 0..df.height() {
+        let ok = holds.get(i).unwrap_or(false);
+        failing += usize::from(!ok);
+        let mut row = Vec::new();
+        if let Some(f) = &folder {
+            row.push(f[i].clone().unwrap_or_default());
+        }
+        row.push(if ok { "holds" } else { "**does not hold**" }.into());
+        for c in &cols {
+            row.push(c[i].clone().unwrap_or_default());
+        }
+        let count = |v: &[Option<f64>]| v[i].map_or("–".into(), |x| format!("{x:.0}"));
+        row.push(format!("{}/{}", count(&held), count(&seeds)));
+        rows.push(row);
+    }
+    Ok(Part::Shown(format!(
+        "## The paper's claims\n\n{} of {} claims hold on every seed (stdlib/claims.rhai says what each threshold means).\n\n{}",
+        df.height() - failing,
+        df.height(),
+        markdown(&header, &rows)
+    )))
 }

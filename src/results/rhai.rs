@@ -12,7 +12,7 @@ fn tag_value(key: &str, v: &Dynamic) -> ScriptResult<Value> {
     cell_value("record", "tag", key, v)
 }
 
-fn cell_value(what: &str, role: &str, key: &str, v: &Dynamic) -> ScriptResult<Value> {
+pub(crate) fn cell_value(what: &str, role: &str, key: &str, v: &Dynamic) -> ScriptResult<Value> {
     if let Ok(i) = v.as_int() {
         Ok(Value::Int(i))
     } else if let Ok(f) = v.as_float() {

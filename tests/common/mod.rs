@@ -75,3 +75,24 @@ pub fn floats(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<f64>> {
         .iter()
         .collect()
 }
+
+/// An integer column of a results frame without nulls.
+pub fn ints(df: &polars::prelude::DataFrame, name: &str) -> Vec<i64> {
+    df.column(name)
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .i64()
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .into_no_null_iter()
+        .collect()
+}
+
+/// A text column of a results frame without nulls.
+pub fn strs(df: &polars::prelude::DataFrame, name: &str) -> Vec<String> {
+    df.column(name)
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .str()
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .iter()
+        .map(|v| v.unwrap_or_else(|| panic!("null in {name}")).to_string())
+        .collect()
+}
