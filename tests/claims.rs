@@ -145,3 +145,21 @@ fn a_claim_with_nothing_to_measure_does_not_hold() {
         strs(&c, "measured")
     );
 }
+
+#[test]
+fn a_diverged_run_measures_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // SOTA's weights blew up (NaN norms): "SOTA has the smallest norms" must not
+    // hold because NaN compares false, and vanilla's own claim still holds.
+    let script = r#"import "claims" as claims;
+        let nan = 0.0 / 0.0;
+        let rows = [];
+        for m in [["vanilla", "random", 10.0], ["vanilla", "adversarial", 12.0], ["sota", "random", nan], ["sota", "adversarial", nan]] {
+            rows.push(#{ metric: "norms", heuristic: m[0], init: m[1], seed: 0, frobenius: m[2], path_l1: m[2], path_l2: m[2] });
+        }
+        claims::verdict(claims::figure5(frame(rows)));"#;
+    run_text(dir.path(), script).unwrap();
+    let c = claims(dir.path());
+    assert_eq!(bools(&c, "holds"), [false, true, false, true, false, true]);
+    assert_eq!(strs(&c, "measured")[0], "not measured");
+}
