@@ -1,7 +1,9 @@
 //! Results: typed cells, DataFrames, atomic Parquet files and the run directory.
 
 pub mod atomic;
+pub mod exact;
 pub mod frame;
+pub mod grow;
 pub mod rhai;
 pub mod run_dir;
 pub mod value;
