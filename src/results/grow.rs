@@ -41,7 +41,11 @@ fn parse(bytes: Vec<u8>, what: &str) -> Result<Parsed> {
         .checked_sub(len)
         .filter(|&f| f >= 4)
         .ok_or_else(|| anyhow!("{what}: footer length {len} exceeds the file"))?;
-    let mut protocol = TCompactInputProtocol::new(&bytes[footer..n - 8], len + 1);
+    // The limit bounds what the decoder allocates, counted as 8 bytes per list
+    // element (each encoded in at least one byte) and 1 per string byte, so
+    // 16 times the footer's length can never refuse a well-formed footer.
+    let limit = len.saturating_mul(16).saturating_add(1024);
+    let mut protocol = TCompactInputProtocol::new(&bytes[footer..n - 8], limit);
     let meta = FileMetaData::read_from_in_protocol(&mut protocol)
         .map_err(|e| anyhow!("{what}: cannot read the Parquet footer: {e}"))?;
     Ok(Parsed {
