@@ -12,6 +12,17 @@
 //! row group and reuse the earlier ones; a new column, a changed type or
 //! replaced rows append a whole new copy of the table (the old bytes stay,
 //! unreferenced).
+//!
+//! The unreferenced bytes grow faster than the table: every version leaves its
+//! footer behind, and each footer names every row group so far, so n appends
+//! leave about n²/2 row groups' worth of footers (a summary of 500 runs would
+//! hold hundreds of MB). So a version that would be more than BLOAT times the
+//! bytes it references, plus SLACK, is written afresh instead: the table alone,
+//! one row group, renamed over the file. That is the one moment a reader that
+//! opens the path twice can fail: it read the footer of the version before,
+//! whose offsets the fresh file does not keep. It gets an error (the bytes at
+//! those offsets are not the pages it expects), and a retry reads the fresh
+//! file. A reader that opens the file once never sees it.
 
 use super::atomic;
 use anyhow::{anyhow, bail, Context, Result};
@@ -22,6 +33,11 @@ use std::io::Write;
 use std::path::Path;
 
 const MAGIC: &[u8] = b"PAR1";
+/// A file holds at most BLOAT times the bytes its newest version references,
+/// plus SLACK, before it is written afresh: small folders never are, and a
+/// large one stays within a small multiple of its tables' size.
+const BLOAT: u64 = 2;
+const SLACK: u64 = 1 << 20;
 
 /// A whole Parquet file split at its footer.
 struct Parsed {
@@ -86,9 +102,24 @@ fn shift(meta: &mut FileMetaData, by: i64) {
     }
 }
 
+/// The bytes a footer's row groups reference: their column chunks and indexes.
+fn referenced(meta: &FileMetaData) -> u64 {
+    let chunk = |c: &polars_parquet_format::ColumnChunk| {
+        c.meta_data.as_ref().map_or(0, |m| m.total_compressed_size)
+            + i64::from(c.offset_index_length.unwrap_or(0))
+            + i64::from(c.column_index_length.unwrap_or(0))
+    };
+    let groups = meta.row_groups.iter().flat_map(|g| &g.columns);
+    groups.map(chunk).sum::<i64>().max(0) as u64
+}
+
 /// Writes `df` to `path`. The file's first `kept` rows must be `df`'s first
 /// `kept` rows, unchanged (the caller knows which rows it replaced).
 pub fn write(path: &Path, df: &mut DataFrame, kept: usize) -> Result<()> {
+    write_within(path, df, kept, SLACK)
+}
+
+fn write_within(path: &Path, df: &mut DataFrame, kept: usize, slack: u64) -> Result<()> {
     let what = path.display().to_string();
     let old = match std::fs::read(path) {
         Ok(bytes) => Some(parse(bytes, &what)?),
@@ -126,6 +157,10 @@ pub fn write(path: &Path, df: &mut DataFrame, kept: usize) -> Result<()> {
         meta.row_groups = groups;
         meta.num_rows += old.meta.num_rows;
     }
+    // Row group ordinals are i16: past that many groups, start afresh.
+    if meta.row_groups.len() > i16::MAX as usize {
+        return atomic::write_bytes(path, &encode(df)?.bytes);
+    }
     for (i, group) in meta.row_groups.iter_mut().enumerate() {
         if group.ordinal.is_some() {
             group.ordinal = Some(i as i16);
@@ -134,6 +169,11 @@ pub fn write(path: &Path, df: &mut DataFrame, kept: usize) -> Result<()> {
     let mut footer = Vec::new();
     meta.write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut footer))
         .map_err(|e| anyhow!("encoding the Parquet footer of {what}: {e}"))?;
+    let tail = (MAGIC.len() + footer.len() + 8) as u64;
+    let size = old.bytes.len() as u64 + (new.footer - MAGIC.len()) as u64 + footer.len() as u64 + 8;
+    if size > BLOAT * (referenced(&meta) + tail) + slack {
+        return atomic::write_bytes(path, &encode(df)?.bytes);
+    }
     atomic::write_with(path, |file| {
         file.write_all(&old.bytes)?;
         file.write_all(&new.bytes[MAGIC.len()..new.footer])?;
@@ -142,4 +182,88 @@ pub fn write(path: &Path, df: &mut DataFrame, kept: usize) -> Result<()> {
         file.write_all(MAGIC)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rows: std::ops::Range<i64>, extra: bool) -> DataFrame {
+        let run: Vec<i64> = rows.clone().collect();
+        let run_count = run.len();
+        let loss: Vec<f64> = rows.clone().map(|i| 1.0 / (i + 1) as f64).collect();
+        let mut columns = vec![
+            Column::new("run".into(), run),
+            Column::new("loss".into(), loss),
+        ];
+        if extra {
+            let tag: Vec<String> = rows.map(|i| format!("t{i}")).collect();
+            columns.push(Column::new("tag".into(), tag));
+        }
+        DataFrame::new(run_count, columns).unwrap()
+    }
+
+    fn read(path: &Path) -> DataFrame {
+        ParquetReader::new(std::fs::File::open(path).unwrap())
+            .finish()
+            .unwrap()
+    }
+
+    /// Writes `df` and checks the new file begins with every byte of the old
+    /// one and reads back as `df`.
+    fn grows_to(path: &Path, mut df: DataFrame, kept: usize, slack: u64) -> Vec<u8> {
+        let before = std::fs::read(path).unwrap_or_default();
+        write_within(path, &mut df, kept, slack).unwrap();
+        let after = std::fs::read(path).unwrap();
+        assert!(read(path).equals_missing(&df), "reads back as written");
+        assert!(after.starts_with(&before), "keeps every earlier byte");
+        after
+    }
+
+    #[test]
+    fn each_version_keeps_the_one_before_and_reads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        grows_to(&path, table(0..3, false), 0, SLACK);
+        // New rows: one more row group, the old ones reused.
+        let two = grows_to(&path, table(0..5, false), 3, SLACK);
+        assert_eq!(parse(two, "t").unwrap().meta.row_groups.len(), 2);
+        // A new column, then replaced rows: a whole new copy after the old bytes.
+        grows_to(&path, table(0..6, true), 5, SLACK);
+        let mut replaced = table(0..6, true);
+        replaced
+            .with_column(Column::new("loss".into(), vec![9.0; 6]))
+            .unwrap();
+        let same = grows_to(&path, replaced.clone(), 1, SLACK);
+        // Nothing new: the file is left as it is.
+        assert_eq!(grows_to(&path, replaced, 6, SLACK), same);
+    }
+
+    #[test]
+    fn a_file_far_larger_than_its_table_is_written_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut fresh = 0;
+        for n in 1..=60 {
+            let before = std::fs::read(&path).unwrap_or_default();
+            let mut df = table(0..n, true);
+            write_within(&path, &mut df, n as usize - 1, 0).unwrap();
+            assert!(read(&path).equals_missing(&df));
+            let after = std::fs::read(&path).unwrap();
+            if !after.starts_with(&before) {
+                fresh += 1;
+                assert_eq!(parse(after.clone(), "t").unwrap().meta.row_groups.len(), 1);
+            }
+            let meta = parse(after.clone(), "t").unwrap().meta;
+            let footer =
+                u32::from_le_bytes(after[after.len() - 8..after.len() - 4].try_into().unwrap());
+            let live = referenced(&meta) + 12 + u64::from(footer);
+            assert!(
+                after.len() as u64 <= BLOAT * live,
+                "{} bytes for {live}",
+                after.len()
+            );
+        }
+        assert!(fresh >= 3, "written afresh {fresh} times in 60 appends");
+    }
 }
