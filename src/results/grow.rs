@@ -15,8 +15,8 @@
 //!
 //! The unreferenced bytes grow faster than the table: every version leaves its
 //! footer behind, and each footer names every row group so far, so n appends
-//! leave about n²/2 row groups' worth of footers (a summary of 500 runs would
-//! hold hundreds of MB). So a version that would be more than BLOAT times the
+//! leave about n²/2 row groups' worth of footers (a summary of 120 short runs
+//! took 380 kB for 30 kB of rows; one of 2,000 runs would take about 100 MB). So a version that would be more than BLOAT times the
 //! bytes it references, plus SLACK, is written afresh instead: the table alone,
 //! one row group, renamed over the file. That is the one moment a reader that
 //! opens the path twice can fail: it read the footer of the version before,
