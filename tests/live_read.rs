@@ -105,7 +105,7 @@ while time.time() < deadline:
             try:
                 check(table, read())
                 reads[how] = reads.get(how, 0) + 1
-            except Exception as e:
+            except BaseException as e:  # polars' Rust panics are BaseExceptions
                 errors.append(f"{table} by {how}: {type(e).__name__}: {e}")
     if last:
         break
