@@ -68,24 +68,11 @@ def check(table, df):  # df: column name -> list of values
 def columns(df):
     return {name: df[name].to_list() for name in df.columns}
 
-retried = 0
-
 def sql(path):
-    # Plain rows (DuckDB's polars and pandas conversions need pyarrow). DuckDB
-    # may pair the footer of the file now at the path with the size of the one
-    # it saw a moment earlier and refuse ("Prefetch registered for bytes outside
-    # file"), a file-size check of its own: docs/RESULTS.md says to retry, and a
-    # retry must read one whole version.
-    global retried
-    for attempt in (0, 1):
-        try:
-            rel = duckdb.sql(f"SELECT * FROM '{path}'")
-            rows = rel.fetchall()
-            return {name: [r[i] for r in rows] for i, name in enumerate(rel.columns)}
-        except duckdb.Error as e:
-            if attempt or "Prefetch registered" not in str(e):
-                raise
-            retried += 1
+    # Plain rows (DuckDB's polars and pandas conversions need pyarrow).
+    rel = duckdb.sql(f"SELECT * FROM '{path}'")
+    rows = rel.fetchall()
+    return {name: [r[i] for r in rows] for i, name in enumerate(rel.columns)}
 
 def readers(table, path):
     yield "read_parquet", lambda: columns(pl.read_parquet(path))
@@ -109,7 +96,7 @@ while time.time() < deadline:
                 errors.append(f"{table} by {how}: {type(e).__name__}: {e}")
     if last:
         break
-print(json.dumps({"reads": reads, "errors": errors[:10], "failed": len(errors), "duckdb_retried": retried}))
+print(json.dumps({"reads": reads, "errors": errors[:10], "failed": len(errors)}))
 "#;
 
 #[test]

@@ -8,7 +8,9 @@
 //! reads one whole version. A reader that opens it twice (polars reads the
 //! footer, then opens the path again for the data) reads the data an older
 //! footer names, which every later version holds at the same offsets: it still
-//! gets that older version, whole. Rows added to an unchanged schema append one
+//! gets that older version, whole. (A reader that takes the footer from its
+//! later open and the size from the earlier one finds the footer naming bytes
+//! past that size, and refuses the read: docs/RESULTS.md.) Rows added to an unchanged schema append one
 //! row group and reuse the earlier ones; a new column, a changed type or
 //! replaced rows append a whole new copy of the table (the old bytes stay,
 //! unreferenced).
