@@ -3,7 +3,6 @@
 pub mod atomic;
 pub mod exact;
 pub mod frame;
-pub mod grow;
 pub mod rhai;
 pub mod run_dir;
 pub mod value;

@@ -2,9 +2,9 @@
 //! `summary.parquet` (one row per run), `metrics.parquet` (rows of `record_metrics`)
 //! and the pictures a script makes.
 //!
-//! The Parquet files grow with every recorded run (grow.rs): a crash or Ctrl-C at
-//! any moment leaves every finished run readable, and a reader of a live folder
-//! always gets one whole version of each file.
+//! Each Parquet file is rewritten whole, atomically (a temporary file renamed over
+//! it), after every recorded run: a crash or Ctrl-C at any moment leaves every
+//! finished run readable.
 //!
 //! A resumed folder never holds rows of two settings for one script: a run
 //! recorded again with other rows (it was retrained) replaces its rows and
@@ -13,7 +13,7 @@
 
 use super::atomic;
 use super::frame::{self, Row};
-use super::{grow, Value};
+use super::Value;
 use anyhow::{bail, Context, Result};
 use polars::prelude::DataFrame;
 use std::path::{Path, PathBuf};
@@ -28,9 +28,6 @@ pub struct RunDir {
     history: Vec<Row>,
     summary: Vec<Row>,
     metrics: Vec<Row>,
-    /// Per table (history, summary, metrics): how many leading rows the file holds
-    /// unchanged, so the next write only appends after them.
-    kept: [usize; 3],
     /// Runs recorded by this process; a resumed folder also holds earlier ones.
     fresh: Vec<i64>,
     /// The earlier process's metrics.parquet, emptied: written when a run it may
@@ -64,16 +61,14 @@ fn same_row(a: &Row, b: &Row) -> bool {
 }
 
 /// Removes the rows `drop` names and puts `new` where run `index`'s rows were
-/// (at the end if it had none); returns the first position that changed.
-fn splice(rows: &mut Vec<Row>, index: i64, drop: impl Fn(&Row) -> bool, new: Vec<Row>) -> usize {
-    let first_changed = rows.iter().position(&drop).unwrap_or(rows.len());
+/// (at the end if it had none).
+fn splice(rows: &mut Vec<Row>, index: i64, drop: impl Fn(&Row) -> bool, new: Vec<Row>) {
     let at = match rows.iter().position(|r| run_of(r) == Some(index)) {
         Some(p) => rows[..p].iter().filter(|r| !drop(r)).count(),
         None => rows.iter().filter(|r| !drop(r)).count(),
     };
     rows.retain(|r| !drop(r));
     rows.splice(at..at, new);
-    first_changed.min(at)
 }
 
 impl RunDir {
@@ -108,7 +103,6 @@ impl RunDir {
             history: Vec::new(),
             summary: Vec::new(),
             metrics: Vec::new(),
-            kept: [0; 3],
             fresh: Vec::new(),
             stale_metrics: None,
         })
@@ -137,7 +131,6 @@ impl RunDir {
         };
         Ok(RunDir {
             path: path.to_path_buf(),
-            kept: [history.len(), summary.len(), 0],
             history,
             summary,
             metrics: Vec::new(),
@@ -209,22 +202,18 @@ impl RunDir {
             .collect();
         save_weights(&weights)?;
         let before = (self.history.clone(), self.summary.clone());
-        let h = splice(&mut self.history, index, drop, history);
-        let s = splice(&mut self.summary, index, drop, vec![summary]);
-        self.kept[0] = self.kept[0].min(h);
-        self.kept[1] = self.kept[1].min(s);
+        splice(&mut self.history, index, drop, history);
+        splice(&mut self.summary, index, drop, vec![summary]);
         let written = self.write();
         if written.is_err() {
             // Keep memory and disk in step: the failed run is not half-recorded,
             // and the next write rewrites whatever this one may have changed.
             (self.history, self.summary) = before;
-            self.kept[0] = self.kept[0].min(h);
-            self.kept[1] = self.kept[1].min(s);
             return written;
         }
         if replacing {
             if let Some(mut empty) = self.stale_metrics.take() {
-                grow::write(&self.path.join(METRICS), &mut empty, 0)?;
+                frame::write_parquet(&mut empty, &self.path.join(METRICS))?;
             }
         }
         for i in dropped {
@@ -243,21 +232,18 @@ impl RunDir {
         let before = self.metrics.len();
         self.metrics.extend(rows);
         let written = frame::to_frame(&self.metrics)
-            .and_then(|mut df| grow::write(&self.path.join(METRICS), &mut df, self.kept[2]));
-        match written {
-            Ok(()) => self.kept[2] = self.metrics.len(),
-            Err(_) => self.metrics.truncate(before),
+            .and_then(|mut df| frame::write_parquet(&mut df, &self.path.join(METRICS)));
+        if written.is_err() {
+            self.metrics.truncate(before);
         }
         written
     }
 
     fn write(&mut self) -> Result<()> {
         let mut history = frame::to_frame(&self.history)?;
-        grow::write(&self.path.join(HISTORY), &mut history, self.kept[0])?;
-        self.kept[0] = self.history.len();
+        frame::write_parquet(&mut history, &self.path.join(HISTORY))?;
         let mut summary = frame::to_frame(&self.summary)?;
-        grow::write(&self.path.join(SUMMARY), &mut summary, self.kept[1])?;
-        self.kept[1] = self.summary.len();
+        frame::write_parquet(&mut summary, &self.path.join(SUMMARY))?;
         Ok(())
     }
 
