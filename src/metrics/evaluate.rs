@@ -13,7 +13,9 @@ pub const EVAL_BATCH: i64 = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Score {
+    #[serde(with = "crate::results::exact")]
     pub loss: f64,
+    #[serde(with = "crate::results::exact")]
     pub acc: f64,
 }
 

@@ -103,14 +103,16 @@ pub fn to_frame(rows: &[Row]) -> Result<DataFrame> {
     Ok(DataFrame::new(rows.len(), columns)?)
 }
 
-/// A frame back to rows (resuming a run folder); nulls become absent cells.
+/// A frame back to rows (resuming a run folder). Nulls stay null cells, so every
+/// column keeps its place even where no row has a value (column order is part
+/// of the schema: a resumed folder's columns are those of an uninterrupted one).
 pub fn from_frame(df: &DataFrame) -> Result<Vec<Row>> {
     let mut rows: Vec<Row> = vec![Vec::new(); df.height()];
     for column in df.columns() {
         let name = column.name().to_string();
         for (i, row) in rows.iter_mut().enumerate() {
             let value = match column.get(i)? {
-                AnyValue::Null => continue,
+                AnyValue::Null => Value::Null,
                 AnyValue::Boolean(b) => Value::Bool(b),
                 AnyValue::Int64(v) => Value::Int(v),
                 AnyValue::Float64(v) => Value::Float(v),

@@ -1,6 +1,7 @@
 //! Results: typed cells, DataFrames, atomic Parquet files and the run directory.
 
 pub mod atomic;
+pub mod exact;
 pub mod frame;
 pub mod rhai;
 pub mod run_dir;

@@ -66,19 +66,15 @@ pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
         .into_iter()
         .map(|epoch| head.iter().cloned().chain(epoch).collect())
         .collect();
+    let weights = format!("weights/run-{}.safetensors", run.index);
+    let summary_row = head
+        .into_iter()
+        .chain(summary)
+        .chain([("weights".to_string(), Value::Str(weights))])
+        .collect();
     session
         .with_run_dir(|dir| {
-            if dir.has_run(run.index) {
-                return Ok(()); // recorded before this script run was resumed
-            }
-            let weights = format!("weights/run-{}.safetensors", run.index);
-            run.model.save(&dir.resolve(&weights))?;
-            let summary_row = head
-                .into_iter()
-                .chain(summary)
-                .chain([("weights".to_string(), Value::Str(weights))])
-                .collect();
-            dir.record(history, summary_row)
+            dir.record(run.index, history, summary_row, |path| run.model.save(path))
         })
         .or_script()
 }

@@ -2,12 +2,20 @@
 //! `summary.parquet` (one row per run), `metrics.parquet` (rows of `record_metrics`)
 //! and the pictures a script makes.
 //!
-//! Both Parquet files are rewritten whole, atomically, after every recorded run, so
-//! a crash or Ctrl-C at any moment leaves every finished run readable.
+//! Each Parquet file is rewritten whole, atomically (a temporary file renamed over
+//! it), after every recorded run: a crash or Ctrl-C at any moment leaves every
+//! finished run readable.
+//!
+//! A resumed folder never holds rows of two settings for one script: a run
+//! recorded again with other rows (it was retrained) replaces its rows and
+//! weights, and the earlier process's rows of the runs trained after it are
+//! dropped until this process records them again.
 
 use super::atomic;
 use super::frame::{self, Row};
+use super::Value;
 use anyhow::{bail, Context, Result};
+use polars::prelude::DataFrame;
 use std::path::{Path, PathBuf};
 
 pub const HISTORY: &str = "history.parquet";
@@ -20,6 +28,47 @@ pub struct RunDir {
     history: Vec<Row>,
     summary: Vec<Row>,
     metrics: Vec<Row>,
+    /// Runs recorded by this process; a resumed folder also holds earlier ones.
+    fresh: Vec<i64>,
+    /// The earlier process's metrics.parquet, emptied: written when a run it may
+    /// describe is replaced, before this process records metrics of its own.
+    stale_metrics: Option<DataFrame>,
+}
+
+fn run_of(row: &Row) -> Option<i64> {
+    row.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("run", Value::Int(i)) => Some(*i),
+        _ => None,
+    })
+}
+
+/// Two rows hold the same values; absent and null cells are alike, floats are
+/// compared by their bits.
+fn same_row(a: &Row, b: &Row) -> bool {
+    let cells = |r: &Row| -> Vec<(String, Value)> {
+        let mut v: Vec<(String, Value)> = r
+            .iter()
+            .filter(|(_, v)| *v != Value::Null)
+            .map(|(k, v)| match v {
+                Value::Float(f) => (k.clone(), Value::Int(f.to_bits() as i64)),
+                v => (k.clone(), v.clone()),
+            })
+            .collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    cells(a) == cells(b)
+}
+
+/// Removes the rows `drop` names and puts `new` where run `index`'s rows were
+/// (at the end if it had none).
+fn splice(rows: &mut Vec<Row>, index: i64, drop: impl Fn(&Row) -> bool, new: Vec<Row>) {
+    let at = match rows.iter().position(|r| run_of(r) == Some(index)) {
+        Some(p) => rows[..p].iter().filter(|r| !drop(r)).count(),
+        None => rows.iter().filter(|r| !drop(r)).count(),
+    };
+    rows.retain(|r| !drop(r));
+    rows.splice(at..at, new);
 }
 
 impl RunDir {
@@ -54,6 +103,8 @@ impl RunDir {
             history: Vec::new(),
             summary: Vec::new(),
             metrics: Vec::new(),
+            fresh: Vec::new(),
+            stale_metrics: None,
         })
     }
 
@@ -71,20 +122,20 @@ impl RunDir {
                 Ok(Vec::new())
             }
         };
+        let (history, summary) = (rows(HISTORY)?, rows(SUMMARY)?);
         // metrics.parquet is rebuilt: the resumed script records its metrics again.
+        let metrics = path.join(METRICS);
+        let stale_metrics = match metrics.exists() {
+            true => Some(frame::read_parquet(&metrics)?.clear()),
+            false => None,
+        };
         Ok(RunDir {
             path: path.to_path_buf(),
-            history: rows(HISTORY)?,
-            summary: rows(SUMMARY)?,
+            history,
+            summary,
             metrics: Vec::new(),
-        })
-    }
-
-    /// Whether run `index` is already recorded (a resumed script records it again).
-    pub fn has_run(&self, index: i64) -> bool {
-        self.summary.iter().any(|row| {
-            row.iter()
-                .any(|(k, v)| k == "run" && *v == super::Value::Int(index))
+            fresh: Vec::new(),
+            stale_metrics,
         })
     }
 
@@ -102,25 +153,82 @@ impl RunDir {
         }
     }
 
-    pub fn runs_recorded(&self) -> usize {
-        self.summary.len()
-    }
-
-    pub fn record(&mut self, history: Vec<Row>, summary: Row) -> Result<()> {
-        let (h, s) = (self.history.len(), self.summary.len());
-        self.history.extend(history);
-        self.summary.push(summary);
+    /// Records run `index`: its history rows, its summary row, and its weights,
+    /// which `save_weights` writes to the path given. A run this folder already
+    /// holds with the same rows (a resumed script restored it from its complete
+    /// checkpoint) is left as it is. One that now has other rows was retrained: its
+    /// rows and weights are replaced, and so are the rows of runs trained after it
+    /// that this process has not recorded (they may have started from it).
+    pub fn record(
+        &mut self,
+        index: i64,
+        history: Vec<Row>,
+        summary: Row,
+        save_weights: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let old = self.summary.iter().find(|r| run_of(r) == Some(index));
+        let old_history: Vec<&Row> = self
+            .history
+            .iter()
+            .filter(|r| run_of(r) == Some(index))
+            .collect();
+        let same = old.is_some_and(|old| {
+            same_row(old, &summary)
+                && old_history.len() == history.len()
+                && old_history
+                    .iter()
+                    .zip(&history)
+                    .all(|(a, b)| same_row(a, b))
+        });
+        if !self.fresh.contains(&index) {
+            self.fresh.push(index);
+        }
+        let weights = self.resolve(&format!("weights/run-{index}.safetensors"));
+        if same {
+            return match weights.exists() {
+                true => Ok(()),
+                false => save_weights(&weights),
+            };
+        }
+        let replacing = old.is_some();
+        let fresh = self.fresh.clone();
+        let stale = |i: i64| i == index || (replacing && i > index && !fresh.contains(&i));
+        let drop = |r: &Row| run_of(r).is_some_and(stale);
+        let dropped: Vec<i64> = self
+            .summary
+            .iter()
+            .filter_map(run_of)
+            .filter(|&i| i != index && stale(i))
+            .collect();
+        save_weights(&weights)?;
+        let before = (self.history.clone(), self.summary.clone());
+        splice(&mut self.history, index, drop, history);
+        splice(&mut self.summary, index, drop, vec![summary]);
         let written = self.write();
         if written.is_err() {
-            // Keep memory and disk in step: the failed run is not half-recorded.
-            self.history.truncate(h);
-            self.summary.truncate(s);
+            // Keep memory and disk in step: the failed run is not half-recorded,
+            // and the next write rewrites whatever this one may have changed.
+            (self.history, self.summary) = before;
+            return written;
         }
-        written
+        if replacing {
+            if let Some(mut empty) = self.stale_metrics.take() {
+                frame::write_parquet(&mut empty, &self.path.join(METRICS))?;
+            }
+        }
+        for i in dropped {
+            let weights = self.resolve(&format!("weights/run-{i}.safetensors"));
+            if weights.exists() {
+                std::fs::remove_file(&weights)
+                    .with_context(|| format!("cannot remove {}", weights.display()))?;
+            }
+        }
+        Ok(())
     }
 
-    /// Appends rows to metrics.parquet, rewritten whole like the other two.
+    /// Appends rows to metrics.parquet.
     pub fn record_metrics(&mut self, rows: Vec<Row>) -> Result<()> {
+        self.stale_metrics = None;
         let before = self.metrics.len();
         self.metrics.extend(rows);
         let written = frame::to_frame(&self.metrics)
@@ -131,15 +239,12 @@ impl RunDir {
         written
     }
 
-    fn write(&self) -> Result<()> {
-        frame::write_parquet(
-            &mut frame::to_frame(&self.history)?,
-            &self.path.join(HISTORY),
-        )?;
-        frame::write_parquet(
-            &mut frame::to_frame(&self.summary)?,
-            &self.path.join(SUMMARY),
-        )
+    fn write(&mut self) -> Result<()> {
+        let mut history = frame::to_frame(&self.history)?;
+        frame::write_parquet(&mut history, &self.path.join(HISTORY))?;
+        let mut summary = frame::to_frame(&self.summary)?;
+        frame::write_parquet(&mut summary, &self.path.join(SUMMARY))?;
+        Ok(())
     }
 
     /// `name` is CONFIG, or one file per shard of a sweep.

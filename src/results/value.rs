@@ -7,7 +7,7 @@ pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
-    Float(f64),
+    Float(#[serde(with = "super::exact")] f64),
     Str(String),
     Ints(Vec<i64>),
 }

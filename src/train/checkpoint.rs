@@ -21,8 +21,9 @@ const KEY: &str = "minima_checkpoint";
 
 #[derive(Serialize, Deserialize)]
 pub struct Progress {
-    /// What the run is: data, model, config, kind, index. A checkpoint of another
-    /// setting is refused rather than silently continued.
+    /// What the run is: data, model, config, kind, index, and digests of its
+    /// starting weights and its data (train/fingerprint.rs). A checkpoint of
+    /// another setting is refused rather than silently continued.
     pub fingerprint: String,
     /// The epoch in progress and its next batch; (e + 1, 0) after epoch e.
     pub epoch: i64,
@@ -30,7 +31,9 @@ pub struct Progress {
     pub history: Vec<Epoch>,
     /// Set when the run finished.
     pub complete: Option<String>,
+    #[serde(with = "crate::results::exact")]
     pub elapsed_s: f64,
+    #[serde(with = "crate::results::exact")]
     pub epoch_elapsed_s: f64,
     /// Which parameters have a momentum buffer.
     pub momentum: Vec<bool>,
@@ -84,11 +87,13 @@ pub fn load(path: &Path, device: Device, fingerprint: &str) -> Result<Option<Sta
         .ok_or_else(|| anyhow!("{} has no `{KEY}` metadata", what()))?;
     let progress: Progress = serde_json::from_str(json).with_context(what)?;
     if progress.fingerprint != fingerprint {
+        let changed = super::fingerprint::changes(&progress.fingerprint, fingerprint);
         bail!(
-            "{} was made by a different setting (data, model or train config changed); \
-             move it away to start that run afresh.\n  checkpoint: {}\n  now:        {fingerprint}",
+            "{} was made by a different setting; what changed (checkpoint → now):\n  {}\n\
+             restore the setting to continue it, or move the checkpoint away to start that run afresh \
+             (its recorded results, and those of the runs after it, are then replaced)",
             what(),
-            progress.fingerprint
+            changed.join("\n  ")
         );
     }
     let mut take = |name: &str| loaded.extra.remove(name);

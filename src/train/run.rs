@@ -56,6 +56,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Epoch {
     pub epoch: i64,
+    #[serde(with = "crate::results::exact")]
     pub lr: f64,
     /// Mean loss and accuracy over the epoch's training batches as SGD saw them:
     /// augmented, in train mode, while the weights moved.
@@ -64,9 +65,13 @@ pub struct Epoch {
     /// the test split; `None` on epochs skipped by `eval_every`.
     pub train: Option<Score>,
     pub test: Option<Score>,
+    #[serde(with = "crate::results::exact")]
     pub distance_from_init: f64,
+    #[serde(with = "crate::results::exact")]
     pub epoch_time_s: f64,
+    #[serde(with = "crate::results::exact")]
     pub wall_time_s: f64,
+    #[serde(with = "crate::results::exact")]
     pub images_per_s: f64,
     /// Tracked metrics (the config's `track`), when measured this epoch.
     pub extra: Row,
@@ -271,13 +276,12 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     setting.extend(data.columns());
     setting.extend(init.spec.columns());
     setting.extend(config.to_row());
-    let fingerprint = serde_json::Value::Array(
-        setting
-            .iter()
-            .map(|(k, v)| serde_json::json!([k, v.to_json()]))
-            .collect(),
-    )
-    .to_string();
+    // Digests of the starting weights and the data: only a run that keeps a
+    // checkpoint needs them, to tell whether the checkpoint is still its own.
+    let fingerprint = match &checkpoint {
+        Some(_) => super::fingerprint::fingerprint(&setting, init, data)?,
+        None => String::new(),
+    };
     let restored = match &checkpoint {
         Some(path) => checkpoint::load(path, data.device(), &fingerprint)?,
         None => None,
