@@ -7,6 +7,7 @@
 pub mod data;
 pub mod frame;
 pub mod host;
+pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod plot;

@@ -261,6 +261,8 @@ fn run_script(script: PathBuf, args: RunArgs) -> Result<Outcome> {
 
 fn run_jobs(script: PathBuf, args: RunArgs, shard: Option<Shard>) -> Result<Outcome> {
     minima::host::read_script(&script)?;
+    // A malformed or repeated --set fails here once, not in every child.
+    Params::parse(&args.set)?;
     let gpus = (args.device == "cuda:all")
         .then(jobs::Devices::all_gpus)
         .transpose()?;
@@ -358,7 +360,7 @@ fn report(results: &std::path::Path, out: Option<&std::path::Path>) -> Result<Ou
 fn check(script: &std::path::Path) -> Result<Outcome> {
     let text = minima::host::read_script(script)?;
     let host = quiet_cpu_host(Some(script.to_path_buf()))?;
-    match host.compile(&script.display().to_string(), &text) {
+    match host.check_file(script, &text) {
         Ok(_) => {
             println!("{}: ok", script.display());
             Ok(Outcome::Completed)

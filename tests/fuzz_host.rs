@@ -129,8 +129,17 @@ for run in [a, b, c] {
 print(plot_boundaries([a, b, c], #{ out: "p.png", titles: ["a", "b", "c"] }));
 "#;
 
+/// Cases per property: 96, short enough for CI; `PROPTEST_CASES=N` for a long run
+/// (docs/ARCHITECTURE.md, "Fuzzing").
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(96)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn random_config_maps_never_panic(call in prop::sample::select(CALLS), map in config_map()) {

@@ -72,9 +72,55 @@ fn parameter_counts_are_the_papers_and_follow_the_formula() {
             other,
             "{arch} with 1 channel, 100 classes"
         );
+        // The estimate that refuses impossible models before building them.
+        assert_eq!(
+            spec(arch, 1.0, &[3, 32, 32], 10).estimated_parameters(),
+            count as f64
+        );
+        assert_eq!(
+            spec(arch, 1.0, &[1, 32, 32], 100).estimated_parameters(),
+            other as f64
+        );
+        let w = small(arch);
+        let real = build(arch, w, &[1, 32, 32], 100).num_parameters() as f64;
+        let estimate = spec(arch, w, &[1, 32, 32], 100).estimated_parameters();
+        assert!(
+            (estimate / real - 1.0).abs() < 0.1,
+            "{arch} width {w}: {estimate} vs {real}"
+        );
     }
     // 2 → 100 → 100 → 2: (2+1)·100 + (100+1)·100 + (100+1)·2.
     assert_eq!(build(Arch::Mlp, 1.0, &[2], 2).num_parameters(), 10_602);
+}
+
+#[test]
+fn a_model_larger_than_memory_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 → 1e6 → 1e6 → 2: about 1e12 parameters, 4 TB of f32.
+    let e = run_text(
+        dir.path(),
+        "let d = toy();\nlet m = model(#{ arch: \"mlp\", hidden: [1000000, 1000000] }, d);",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("error: the mlp 2 → [1000000, 1000000] → 2 needs about 4.0 TB (4.000e12 bytes), more than the"),
+        "{e}"
+    );
+    assert!(
+        e.contains("of memory available (MemAvailable in /proc/meminfo)"),
+        "{e}"
+    );
+    assert!(e.contains("test.rhai:2:"), "{e}");
+    // A conv net 64 times the paper's width: ~4096 × 11M parameters.
+    let e = run_text(
+        dir.path(),
+        "let m = model(#{ arch: \"resnet18\", width: 64.0, classes: 10 });",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("error: the resnet18 width 64 on 3x32x32 inputs"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -491,10 +537,10 @@ fn bad_specs_say_what_is_wrong() {
         r#"model(#{ arch: "resnet18", input_size: 32 }, mnist);"#,
         "model spec: `input_size` = 32 but the data set's images are 28x28",
     );
-    // 10^14 weights (400 TB): more than any address space, on every machine.
+    // 10^14 weights (400 TB): refused from the estimate, before libtorch allocates.
     assert_error(
         r#"model(#{ arch: "mlp", inputs: 10000000, hidden: [10000000], classes: 2 });"#,
-        "cannot build the mlp 10000000 → [10000000] → 2: ",
+        "the mlp 10000000 → [10000000] → 2 needs about 400.0 TB (4.000e14 bytes), more than",
     );
     assert_error(
         r#"model(#{ arch: "resnet18" });"#,

@@ -81,7 +81,14 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
         "adv_max_epochs=2",
         "batch_size=16",
     ];
-    for set in tiny.iter().chain(extra) {
+    // A key may be given once: `extra` replaces the tiny default of the same key.
+    let key = |set: &&str| set.split('=').next().unwrap_or_default().to_string();
+    let replaced: Vec<String> = extra.iter().map(key).collect();
+    for set in tiny
+        .iter()
+        .filter(|s| !replaced.contains(&key(s)))
+        .chain(extra)
+    {
         args.extend(["--set", set]);
     }
     let out = minima_env(&args, dir, &[("MINIMA_DATA", &data)]);

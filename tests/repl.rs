@@ -242,3 +242,57 @@ fn terminal_completes_names_methods_config_keys_and_paths_and_colours_errors() {
     assert!(out.contains("\x1b[1;31merror:"), "coloured error: {out:?}");
     assert!(out.contains("\x1b[1;31m^"), "coloured caret: {out:?}");
 }
+
+#[test]
+fn piped_input_continues_statements_and_ends_unterminated_strings_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mylib.rhai"), "fn triple(x) { x * 3 }\n").unwrap();
+    let mut live = Live::spawn(repl(dir.path()));
+    live.send(concat!(
+        "let x = 40 +\n",
+        " 2;\n",
+        "print(x);\n",
+        "let s = \"abc\n",
+        "print(`after ${x}`);\n",
+        "import \"mylib\" as m;\n",
+        "m::triple(\n",
+        "  x)\n",
+        "let y = x *\n",
+    ));
+    let (code, out) = live.finish();
+    assert_eq!(code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"42"), "a statement across lines: {out}");
+    // The unterminated string is an error on its own line; the next input runs.
+    assert!(
+        out.contains("error: syntax: Open string is not terminated"),
+        "{out}"
+    );
+    assert!(lines.contains(&"after 42"), "{out}");
+    assert!(
+        lines.contains(&"126"),
+        "a module from the current folder: {out}"
+    );
+    // A statement still open at the end of the input shows its error.
+    assert!(out.contains("error: syntax: Script is incomplete"), "{out}");
+}
+
+#[test]
+fn terminal_lists_the_candidates_of_an_ambiguous_tab() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = on_terminal(
+        dir.path(),
+        &[
+            "let d = toy();\r",
+            "d.n_t\t\t\x15\r",
+            "dataset(\"cifar10\", #{ ro\t\x15\r",
+        ],
+    );
+    // The second Tab lists both properties on a line below the input.
+    assert!(
+        out.split("\r\n")
+            .any(|l| l.split_whitespace().eq(["n_test", "n_train"])),
+        "{out:?}"
+    );
+    assert!(out.contains("#{ root: "), "dataset keys complete: {out:?}");
+}

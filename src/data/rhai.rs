@@ -114,12 +114,12 @@ const FORMAT: Key = Key {
     help: "which CIFAR version to read; auto: binary if present, else python",
 };
 
-const CIFAR10: Spec = Spec {
+pub const CIFAR10: Spec = Spec {
     what: "dataset(\"cifar10\") options",
     keys: &[ROOT, NORMALIZE, FORMAT],
 };
 
-const CIFAR100: Spec = Spec {
+pub const CIFAR100: Spec = Spec {
     what: "dataset(\"cifar100\") options",
     keys: &[
         ROOT,
@@ -136,17 +136,17 @@ const CIFAR100: Spec = Spec {
     ],
 };
 
-const CINIC10: Spec = Spec {
+pub const CINIC10: Spec = Spec {
     what: "dataset(\"cinic10\") options",
     keys: &[ROOT, NORMALIZE],
 };
 
-const RESTRICTED_IMAGENET: Spec = Spec {
+pub const RESTRICTED_IMAGENET: Spec = Spec {
     what: "dataset(\"restricted_imagenet\") options",
     keys: &[ROOT, NORMALIZE],
 };
 
-const FASHION_MNIST: Spec = Spec {
+pub const FASHION_MNIST: Spec = Spec {
     what: "dataset(\"fashion_mnist\") options",
     keys: &[
         ROOT,

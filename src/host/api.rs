@@ -23,7 +23,9 @@ pub struct Property {
     pub description: &'static str,
 }
 
-use crate::data::rhai::{RANDOM_LABELS, SUBSET, TOY};
+use crate::data::rhai::{
+    CIFAR10, CIFAR100, CINIC10, FASHION_MNIST, RANDOM_LABELS, RESTRICTED_IMAGENET, SUBSET, TOY,
+};
 use crate::frame::rhai::PIVOT;
 use crate::metrics::rhai as metrics;
 use crate::models::rhai::MODEL;
@@ -50,7 +52,7 @@ pub const FUNCTIONS: &[Doc] = &[
     doc("device", "The device training runs on: `cpu` or `cuda:N`.", "print(device());", &[]),
     // data
     doc("toy", "The two-Gaussian toy data set of Figure 1.", "let d = toy(#{ n_train: 50, seed: 1 });", &[&TOY]),
-    doc("dataset", "A data set by name (cifar10, cifar100, cinic10, restricted_imagenet, fashion_mnist), read from its root (docs/DATA.md).", r#"let d = dataset("fashion_mnist", #{ pad: 2 });"#, &[]),
+    doc("dataset", "A data set by name (cifar10, cifar100, cinic10, restricted_imagenet, fashion_mnist), read from its root (docs/DATA.md).", r#"let d = dataset("fashion_mnist", #{ pad: 2 });"#, &[&CIFAR10, &CIFAR100, &CINIC10, &RESTRICTED_IMAGENET, &FASHION_MNIST]),
     doc("subset", "A seeded, class-balanced subset of the training split.", "let small = d.subset(2000, #{ seed: 0 });", &[&SUBSET]),
     doc("random_labels", "Algorithm 1's random-label copy of a data set: R replicas, zero-out, uniformly random labels.", "let r = random_labels(d, #{ replicas: 5, zero_out: 0.1 });", &[&RANDOM_LABELS]),
     // models

@@ -2,18 +2,8 @@
 //! domain's `rhai.rs`, then call that module's `register` here.
 
 use super::{interrupt, Session};
-use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Dynamic, Engine};
-use std::path::PathBuf;
 use std::rc::Rc;
-
-/// Where `import "name"` looks: $MINIMA_STDLIB, else the stdlib/ folder of the
-/// source tree this binary was built from.
-pub fn stdlib_dir() -> PathBuf {
-    std::env::var_os("MINIMA_STDLIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("stdlib"))
-}
 
 pub fn build(session: &Rc<Session>) -> Engine {
     let mut engine = Engine::new();
@@ -21,7 +11,7 @@ pub fn build(session: &Rc<Session>) -> Engine {
     // Rhai's defaults differ between debug and release builds (32/16 vs 64/32) and
     // refuse ordinary nested config maps inside functions; one limit for both.
     engine.set_max_expr_depths(128, 128);
-    engine.set_module_resolver(FileModuleResolver::new_with_path(stdlib_dir()));
+    engine.set_module_resolver(super::modules::SearchPath::default());
     // Polled between statements, so Ctrl-C also stops long pure-script loops.
     engine.on_progress(|_| interrupt::requested().then(|| Dynamic::from(interrupt::MESSAGE)));
 

@@ -6,9 +6,11 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod interrupt;
+pub mod modules;
 pub mod params;
 pub mod repl;
 pub mod report;
+pub mod scan;
 pub mod session;
 
 pub use session::{Session, SessionOptions};
@@ -37,41 +39,6 @@ pub fn read_script(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read script {}", path.display()))
 }
 
-/// Script texts whose `param("...")` names an override may refer to: the script
-/// and the stdlib modules it imports (`import "paper"`), and theirs in turn.
-fn param_sources(script: &str) -> Vec<String> {
-    let mut sources = vec![script.to_string()];
-    let mut seen: Vec<String> = Vec::new();
-    let mut next = 0;
-    while next < sources.len() {
-        for name in imports(&sources[next]) {
-            if seen.contains(&name) {
-                continue;
-            }
-            let path = engine::stdlib_dir().join(format!("{name}.rhai"));
-            sources.extend(std::fs::read_to_string(path).ok());
-            seen.push(name);
-        }
-        next += 1;
-    }
-    sources
-}
-
-/// The module names of a text's `import "NAME"` statements.
-fn imports(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("import") {
-        rest = &rest[at + "import".len()..];
-        if let Some(body) = rest.trim_start().strip_prefix('"') {
-            if let Some(end) = body.find('"') {
-                names.push(body[..end].to_string());
-            }
-        }
-    }
-    names
-}
-
 impl Host {
     pub fn new(session: Session) -> Host {
         let session = Rc::new(session);
@@ -88,27 +55,62 @@ impl Host {
             .map_err(|e| report::format_parse_error(&e, &Source { name, text }))
     }
 
+    /// `minima check`: compiles the script and every module it imports (found as
+    /// `import` finds them); the syntax errors and missing modules as printable text.
+    pub fn check_file(&self, path: &Path, text: &str) -> Result<(), String> {
+        let mut errors = String::new();
+        if let Err(msg) = self.compile(&path.display().to_string(), text) {
+            errors.push_str(&msg);
+        }
+        let found = scan::scan(Some(path), text);
+        for (file, text) in &found.modules {
+            if let Err(msg) = self.compile(&file.display().to_string(), text) {
+                errors.push_str(&msg);
+            }
+        }
+        for (name, tried) in &found.missing {
+            errors.push_str(&format!("error: {}\n", modules::not_found(name, tried)));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
     /// Runs a script file to the end, printing errors and where results went.
     pub fn run_file(&self, path: &Path) -> Result<Outcome> {
         let text = read_script(path)?;
-        self.session
+        let deferred = self
+            .session
             .params
             .borrow()
-            .check_known(&param_sources(&text))?;
+            .check_known(&scan::scan(Some(path), &text))?;
         let name = path.display().to_string();
-        let ast = match self.compile(&name, &text) {
+        let mut ast = match self.compile(&name, &text) {
             Ok(ast) => ast,
             Err(msg) => {
                 eprint!("{msg}");
                 return Ok(Outcome::Failed);
             }
         };
+        // The source names the file, so its imports resolve from its folder.
+        ast.set_source(name.clone());
         let result = self.engine.run_ast(&ast);
-        let outcome = match &result {
+        let mut outcome = match &result {
             Ok(()) => Outcome::Completed,
             Err(e) if report::is_interrupt(e) => Outcome::Interrupted,
             Err(_) => Outcome::Failed,
         };
+        if outcome == Outcome::Completed {
+            let unread = self.session.params.borrow().unread(&deferred);
+            for message in &unread {
+                eprintln!("error: {message}");
+            }
+            if !unread.is_empty() {
+                outcome = Outcome::Failed;
+            }
+        }
         let status = match outcome {
             Outcome::Completed => "completed",
             Outcome::Failed => "failed",

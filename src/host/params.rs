@@ -1,10 +1,15 @@
 //! `--set key=value` overrides and the script's `param(name, default)` reads.
 //!
 //! A value is read as a Rhai literal (`3`, `0.5`, `true`, `[1, 2]`, `"text"`), and
-//! as a plain string when it is not one. Before a script runs, every override must
-//! name a `param("...")` the script (or its imports) contains, so a typo in `--set`
-//! fails at once instead of silently running a long experiment with the default.
+//! as a plain string when it is not one. A key may be given once. Before a script
+//! runs, every override must name a `param("...")` the script (or its imports)
+//! contains, and fit the type of that call's default when the default is a literal,
+//! so a typo in `--set` fails at once instead of silently running a long
+//! experiment with the default. When the script builds a param name at run time
+//! (`param("ep" + "ochs", 3)`), the scan cannot know every name: an override it does
+//! not find is then accepted, and the run fails at its end if no `param` read it.
 
+use super::scan::ScriptScan;
 use crate::results::Value;
 use anyhow::{bail, Result};
 use rhai::{Dynamic, Engine};
@@ -30,6 +35,9 @@ impl Params {
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 bail!("--set {set}: the key must be a name of letters, digits and _");
             }
+            if let Some(first) = params.raw.get(key) {
+                bail!("--set {key} is given twice ({key}={first} and {key}={raw}); give each key once");
+            }
             let value = engine
                 .eval_expression::<Dynamic>(raw)
                 .unwrap_or_else(|_| Dynamic::from(raw.to_string()));
@@ -39,23 +47,51 @@ impl Params {
         Ok(params)
     }
 
-    /// Fails when an override names no `param("...")` in `sources`.
-    pub fn check_known(&self, sources: &[String]) -> Result<()> {
-        let names: Vec<String> = sources.iter().flat_map(|s| param_names(s)).collect();
-        for key in self.overrides.keys() {
-            if !names.contains(key) {
-                let mut known = names.clone();
-                known.sort();
-                known.dedup();
-                let known = if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                };
-                bail!("--set {key}: the script reads no param \"{key}\"; its params: {known}");
+    /// Fails when an override names no `param("...")` the scan found (unless the
+    /// scan is incomplete) or does not fit the type of a literal default. Returns
+    /// the overrides left to check when the run ends ([`Params::unread`]).
+    pub fn check_known(&self, scan: &ScriptScan) -> Result<Vec<String>> {
+        let mut deferred = Vec::new();
+        for (key, value) in &self.overrides {
+            let calls: Vec<_> = scan.params.iter().filter(|p| p.name == *key).collect();
+            for default in calls.iter().filter_map(|c| c.default.as_ref()) {
+                if let Err(e) = convert(key, &self.raw[key], value, default) {
+                    bail!("{e}");
+                }
             }
+            if !calls.is_empty() {
+                continue;
+            }
+            if !scan.complete {
+                deferred.push(key.clone());
+                continue;
+            }
+            let mut known: Vec<&str> = scan.params.iter().map(|p| p.name.as_str()).collect();
+            known.sort();
+            known.dedup();
+            let known = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            bail!("--set {key}: the script reads no param \"{key}\"; its params: {known}");
         }
-        Ok(())
+        Ok(deferred)
+    }
+
+    /// The `keys` no `param` call read during the run, as `--set` messages.
+    pub fn unread(&self, keys: &[String]) -> Vec<String> {
+        let read: Vec<&str> = self.used.keys().map(String::as_str).collect();
+        keys.iter()
+            .filter(|k| !self.used.contains_key(*k))
+            .map(|k| {
+                format!(
+                    "--set {k}={}: no param(\"{k}\") was read during the run, so the override did nothing; params read: {}",
+                    self.raw[k],
+                    if read.is_empty() { "none".to_string() } else { read.join(", ") }
+                )
+            })
+            .collect()
     }
 
     /// The override for `name` converted to the type of `default`, or `default`.
@@ -140,26 +176,6 @@ fn convert(name: &str, raw: &str, v: &Dynamic, default: &Dynamic) -> Result<Dyna
     }
 }
 
-/// Names given to `param("NAME", ...)` in a source text.
-fn param_names(source: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = source;
-    while let Some(at) = rest.find("param(") {
-        let before = rest[..at].chars().next_back();
-        rest = &rest[at + "param(".len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        let arg = rest.trim_start();
-        if let Some(body) = arg.strip_prefix('"') {
-            if let Some(end) = body.find('"') {
-                names.push(body[..end].to_string());
-            }
-        }
-    }
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,11 +217,17 @@ mod tests {
         assert!(e.contains("--set epochs=many: expected an integer"), "{e}");
     }
 
+    fn scanned(text: &str) -> ScriptScan {
+        super::super::scan::scan(None, text)
+    }
+
     #[test]
     fn unknown_override_is_refused_before_running() {
         let p = Params::parse(&["epocs=3".into()]).unwrap();
         let e = p
-            .check_known(&["let e = param(\"epochs\", 3); let s = param( \"seed\", 0);".into()])
+            .check_known(&scanned(
+                "let e = param(\"epochs\", 3); let s = param( \"seed\", 0);",
+            ))
             .unwrap_err()
             .to_string();
         assert!(
@@ -213,5 +235,53 @@ mod tests {
             "{e}"
         );
         assert!(Params::parse(&["bad".into()]).is_err());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let e = Params::parse(&["epochs=5".into(), "lr=0.1".into(), "epochs=6".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--set epochs is given twice (epochs=5 and epochs=6)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_override_of_the_wrong_type_is_refused_before_running() {
+        let script = "let e = param(\"epochs\", 3); let h = param(\"hidden\", [8]);";
+        let p = Params::parse(&["epochs=[1,2]".into()]).unwrap();
+        let e = p.check_known(&scanned(script)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--set epochs=[1,2]: expected an integer (the default is 3)"
+        );
+        let p = Params::parse(&["hidden=8".into()]).unwrap();
+        let e = p.check_known(&scanned(script)).unwrap_err().to_string();
+        assert!(e.contains("--set hidden=8: expected an array"), "{e}");
+        // Values that fit pass; a non-literal default is checked when read.
+        let p = Params::parse(&["epochs=4".into(), "hidden=[2, 2]".into(), "d=x".into()]).unwrap();
+        let ok = p.check_known(&scanned(&format!("{script} param(\"d\", cfg.d);")));
+        assert_eq!(ok.unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn computed_names_defer_the_check_to_the_end_of_the_run() {
+        let scan = scanned("let e = param(\"ep\" + \"ochs\", 3);");
+        let mut p = Params::parse(&["epochs=5".into(), "seeed=1".into()]).unwrap();
+        let deferred = p.check_known(&scan).unwrap();
+        assert_eq!(deferred, ["epochs", "seeed"]);
+        assert_eq!(
+            p.read("epochs", Dynamic::from_int(3)).unwrap().as_int(),
+            Ok(5)
+        );
+        let unread = p.unread(&deferred);
+        assert_eq!(unread.len(), 1);
+        assert!(
+            unread[0].starts_with("--set seeed=1: no param(\"seeed\") was read during the run"),
+            "{}",
+            unread[0]
+        );
     }
 }

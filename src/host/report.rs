@@ -71,7 +71,11 @@ pub fn format_error(err: &EvalAltResult, src: &Source) -> String {
                 calls.push((name.clone(), source.clone(), *pos));
                 e = next;
             }
-            EvalAltResult::ErrorInModule(_, next, _) => e = next,
+            // An import: what follows runs in the module's file (its source).
+            EvalAltResult::ErrorInModule(file, next, pos) => {
+                calls.push((String::new(), file.clone(), *pos));
+                e = next;
+            }
             _ => break,
         }
     }
@@ -99,27 +103,23 @@ pub fn format_error(err: &EvalAltResult, src: &Source) -> String {
             inner.position(),
         );
     }
-    for (level, (name, _, pos)) in calls.iter().enumerate().rev() {
-        if let Some(line) = pos.line() {
-            out.push_str(&format!(
-                "  in call to `{name}` at {}:{line}\n",
-                files[level]
-            ));
-        }
+    for (level, (name, source, pos)) in calls.iter().enumerate().rev() {
+        let Some(line) = pos.line() else { continue };
+        let what = if name.is_empty() {
+            format!("in import of {source}")
+        } else {
+            format!("in call to `{name}`")
+        };
+        out.push_str(&format!("  {what} at {}:{line}\n", files[level]));
     }
     out
 }
 
-/// A module's file and text from the source name Rhai gives it: a path, or the
-/// name of a stdlib module (`import "paper"` runs stdlib/paper.rhai).
+/// A module's file and text from the source name it runs under: its file's path
+/// (see `modules::SearchPath`).
 fn module_file(source: &str) -> (String, String) {
-    let stdlib = super::engine::stdlib_dir().join(format!("{source}.rhai"));
-    for path in [std::path::PathBuf::from(source), stdlib] {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return (path.display().to_string(), text);
-        }
-    }
-    (source.to_string(), String::new())
+    let text = std::fs::read_to_string(source).unwrap_or_default();
+    (source.to_string(), text)
 }
 
 pub fn format_parse_error(err: &ParseError, src: &Source) -> String {

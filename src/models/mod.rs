@@ -64,6 +64,14 @@ impl Model {
     /// weights bit for bit.
     pub fn new(spec: ModelSpec, device: Device) -> Result<Model> {
         spec.check()?;
+        // Parameters are created as f32; buffers add little (batch-norm statistics).
+        let bytes = 4.0 * spec.estimated_parameters();
+        crate::memory::check_fits(&format!("the {}", spec.describe()), bytes, device)?;
+        Model::unchecked(spec, device)
+    }
+
+    /// A fresh model without the memory estimate (for copies of one that exists).
+    fn unchecked(spec: ModelSpec, device: Device) -> Result<Model> {
         let vs = nn::VarStore::new(device);
         let (net, names) = crate::rng::seeded(spec.seed, || build(&spec, &vs)).map_err(|e| {
             // libtorch's messages carry a C++ stack trace after the first line.
@@ -81,7 +89,7 @@ impl Model {
 
     /// An independent model with the same weights and batch-norm statistics.
     pub fn copy(&self) -> Result<Model> {
-        let mut copy = Model::new(self.spec.clone(), self.device())?;
+        let mut copy = Model::unchecked(self.spec.clone(), self.device())?;
         copy.vs.copy(&self.vs)?;
         Ok(copy)
     }

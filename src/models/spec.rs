@@ -245,6 +245,48 @@ impl ModelSpec {
         ]
     }
 
+    /// About how many trainable parameters the model has, computed without building
+    /// it (so an impossible size is refused before anything is allocated): exact for
+    /// the mlp and the cnn; for the other archs the width-1 count of docs/MODELS.md
+    /// ("Parameter counts") adjusted for input channels and classes, scaled by
+    /// width² (most weights connect two scaled channel counts).
+    pub fn estimated_parameters(&self) -> f64 {
+        let linear = |i: f64, o: f64| i * o + o;
+        let conv3 = |i: f64, o: f64| i * o * 9.0 + o;
+        let classes = self.classes as f64;
+        let (c, h, w) = if self.arch.is_conv() {
+            let (c, h, w) = self.image();
+            (c as f64, h as f64, w as f64)
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        // (count with 3 channels and 10 classes, stem channels, features into the
+        // last linear layer), all at width 1.
+        let (count, stem, features) = match self.arch {
+            Arch::Mlp => {
+                let mut sizes = vec![self.input_shape.iter().map(|&d| d as f64).product()];
+                sizes.extend(self.hidden.iter().map(|&h| h as f64));
+                sizes.push(classes);
+                return sizes.windows(2).map(|p| linear(p[0], p[1])).sum();
+            }
+            Arch::Cnn => {
+                let s = |n| scaled(n, self.width) as f64;
+                return conv3(c, s(32))
+                    + conv3(s(32), s(64))
+                    + linear(s(64) * (h / 4.0).floor() * (w / 4.0).floor(), s(128))
+                    + linear(s(128), classes);
+            }
+            Arch::Vgg16 => (14_728_266.0, 64.0, 512.0),
+            Arch::Resnet18 => (11_173_962.0, 64.0, 512.0),
+            Arch::Resnet50 => (23_520_842.0, 64.0, 2048.0),
+            Arch::Densenet40 => (176_122.0, 24.0, 132.0),
+        };
+        let width = self.width;
+        count * width * width
+            + (c - 3.0) * 9.0 * stem * width
+            + (classes - 10.0) * (features * width + 1.0)
+    }
+
     pub fn describe(&self) -> String {
         if self.arch.is_conv() {
             format!(

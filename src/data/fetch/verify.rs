@@ -11,24 +11,53 @@ use std::path::Path;
 
 /// Lowercase hex md5 of a file's bytes.
 pub fn md5_file(path: &Path) -> Result<String> {
-    let mut file =
+    let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (_, md5) = md5_read(file).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(md5)
+}
+
+/// The number of bytes a reader yields and their lowercase hex md5.
+fn md5_read(mut reader: impl Read) -> std::io::Result<(u64, String)> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0;
     loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }
+        len += n as u64;
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
+    let hex = hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect();
+    Ok((len, hex))
+}
+
+/// What is wrong with a gzip file's content, or None when it decompresses to
+/// `size` bytes with md5 `md5`.
+fn gzip_problem(root: &Path, path: &str, size: u64, md5: &str) -> Option<String> {
+    let file = match std::fs::File::open(root.join(path)) {
+        Ok(f) => f,
+        Err(e) => return Some(format!("{path}: cannot open: {e}")),
+    };
+    let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+    match md5_read(decoder) {
+        Err(e) => Some(format!(
+            "{path}: cannot decompress ({e}): truncated or corrupt"
+        )),
+        Ok((found, _)) if found != size => Some(format!(
+            "{path}: decompresses to {found} bytes, expected {size} (truncated or corrupt)"
+        )),
+        Ok((_, found)) if found != md5 => Some(format!(
+            "{path}: content md5 {found}, expected {md5} (corrupt)"
+        )),
+        Ok(_) => None,
+    }
 }
 
 /// What is wrong with one expected entry, or None when it is fine. `deep` also
@@ -59,6 +88,12 @@ fn problem(root: &Path, expect: &Expect, deep: bool) -> Option<String> {
                 )),
                 _ => None,
             }
+        }
+        Expect::Gzipped { path, size, md5 } => {
+            if !root.join(path).is_file() {
+                return Some(format!("{path}: missing"));
+            }
+            deep.then(|| gzip_problem(root, path, size, md5)).flatten()
         }
         Expect::EitherFile(options) => {
             let existing = options.iter().find(|e| root.join(e.path()).exists());
@@ -265,12 +300,83 @@ mod tests {
             f.set_len(len).unwrap();
         }
         assert_eq!(presence(dir.path(), variant, false), Presence::Complete);
+        let Presence::Partial(problems) = presence(dir.path(), variant, true) else {
+            panic!("all-zero files pass")
+        };
+        // Right sizes but zero bytes: the content md5 is wrong; the short file is
+        // named by its size first.
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].starts_with("train-images-idx3-ubyte: expected md5 f4a8"));
         assert_eq!(
-            presence(dir.path(), variant, true),
-            Presence::Partial(vec![
-                "t10k-labels-idx1-ubyte: expected 10008 bytes, found 10007 (truncated or corrupt)"
-                    .into()
-            ])
+            problems[3],
+            "t10k-labels-idx1-ubyte: expected 10008 bytes, found 10007 (truncated or corrupt)"
         );
+    }
+
+    /// `content` gzipped with the given level, with or without a file name in the
+    /// header: different .gz bytes for the same content.
+    fn gzip(content: &[u8], level: u32, named: bool) -> Vec<u8> {
+        use std::io::Write;
+        let mut builder = flate2::GzBuilder::new();
+        if named {
+            builder = builder.filename("x");
+        }
+        let mut enc = builder.write(Vec::new(), flate2::Compression::new(level));
+        enc.write_all(content).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_files_are_checked_by_their_content() {
+        let content: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let want = md5_read(&content[..]).unwrap();
+        assert_eq!(want.0, 50_000);
+        let expect = |path| Expect::Gzipped {
+            path,
+            size: 50_000,
+            md5: Box::leak(want.1.clone().into_boxed_str()),
+        };
+        let fast = gzip(&content, 1, false);
+        let best = gzip(&content, 9, true);
+        assert_ne!(fast, best);
+        std::fs::write(dir.path().join("fast.gz"), &fast).unwrap();
+        std::fs::write(dir.path().join("best.gz"), &best).unwrap();
+        assert_eq!(problem(dir.path(), &expect("fast.gz"), true), None);
+        assert_eq!(problem(dir.path(), &expect("best.gz"), true), None);
+
+        std::fs::write(dir.path().join("cut.gz"), &best[..best.len() / 2]).unwrap();
+        let cut = problem(dir.path(), &expect("cut.gz"), true).unwrap();
+        assert!(cut.starts_with("cut.gz: cannot decompress"), "{cut}");
+        assert!(cut.ends_with("truncated or corrupt"), "{cut}");
+
+        let mut changed = content.clone();
+        changed[123] ^= 1;
+        std::fs::write(dir.path().join("changed.gz"), gzip(&changed, 6, false)).unwrap();
+        let bad = problem(dir.path(), &expect("changed.gz"), true).unwrap();
+        assert!(bad.starts_with("changed.gz: content md5 "), "{bad}");
+        std::fs::write(dir.path().join("short.gz"), gzip(&content[1..], 6, false)).unwrap();
+        let short = problem(dir.path(), &expect("short.gz"), true).unwrap();
+        assert!(
+            short.contains("decompresses to 49999 bytes, expected 50000"),
+            "{short}"
+        );
+        assert_eq!(
+            problem(dir.path(), &expect("none.gz"), true),
+            Some("none.gz: missing".into())
+        );
+    }
+
+    /// Debian's `dataset-fashion-mnist` (installed by scripts/bootstrap.sh) is
+    /// re-gzipped: its .gz md5s differ from the upstream download's, its content not.
+    #[test]
+    fn the_debian_fashion_mnist_package_passes() {
+        let dir = Path::new("/usr/share/datasets/fashion-mnist");
+        assert!(
+            dir.join("train-images-idx3-ubyte.gz").is_file(),
+            "install dataset-fashion-mnist (scripts/bootstrap.sh)"
+        );
+        let report = verify(super::super::catalog::find("fashion_mnist").unwrap(), dir);
+        assert!(report.ok, "{:?}", report.lines);
     }
 }

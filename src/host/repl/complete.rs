@@ -122,7 +122,9 @@ impl Completion {
         matching(word, names)
     }
 
-    /// Keys of the config map being written as an argument of `name(`.
+    /// Keys of the config map being written as an argument of `name(`: those of
+    /// every spec the function declares, or, when a spec names the call's first
+    /// argument (`dataset("cifar100", #{`), of that spec only.
     fn config_keys(&self, before_map: &str, word: &str) -> Vec<String> {
         let s = scan(before_map);
         let Some(&(_, paren)) = s.open.last().filter(|(c, _)| *c == '(') else {
@@ -133,7 +135,21 @@ impl Completion {
         let Some(doc) = api::find(name) else {
             return Vec::new();
         };
-        let keys = doc.specs.iter().flat_map(|s| s.keys.iter().map(|k| k.name));
+        let first = before_map[paren + 1..]
+            .split(',')
+            .next()
+            .unwrap_or_default();
+        let named = format!("{name}({})", first.trim());
+        let specs: Vec<_> = match doc
+            .specs
+            .iter()
+            .filter(|s| s.what.starts_with(&named))
+            .collect::<Vec<_>>()
+        {
+            only if !only.is_empty() => only,
+            _ => doc.specs.iter().collect(),
+        };
+        let keys = specs.iter().flat_map(|s| s.keys.iter().map(|k| k.name));
         matching(word, keys)
             .into_iter()
             .map(|k| format!("{k}: "))
@@ -194,8 +210,8 @@ mod tests {
     use crate::host::params::Params;
     use crate::host::{Host, Session, SessionOptions};
 
-    fn completion() -> Completion {
-        let host = Host::new(Session::new(SessionOptions {
+    fn host() -> Host {
+        Host::new(Session::new(SessionOptions {
             script: None,
             out: None,
             runs_base: std::env::temp_dir(),
@@ -203,7 +219,11 @@ mod tests {
             quiet: true,
             params: Params::parse(&[]).unwrap(),
             resume: false,
-        }));
+        }))
+    }
+
+    fn completion() -> Completion {
+        let host = host();
         let vocab = Rc::new(RefCell::new(Vocab {
             vars: vec![("f".into(), "Frame".into()), ("run".into(), "Run".into())],
             script_fns: vec!["my_helper".into()],
@@ -239,5 +259,40 @@ mod tests {
         let (_, found) = c.candidates(line, line.len());
         assert!(found.contains(&"toy".to_string()) && !found.iter().any(|k| k.ends_with(": ")));
         assert_eq!(c.candidates(":sa", 3), (0, vec![":save".to_string()]));
+    }
+
+    #[test]
+    fn every_function_taking_a_config_map_completes_its_keys() {
+        let c = completion();
+        let line = "let d = dataset(\"cifar10\", #{ ro";
+        assert_eq!(c.candidates(line, line.len()).1, ["root: "]);
+        // The data set named first picks its own keys.
+        let line = "dataset(\"cifar100\", #{ root: \"x\", la";
+        assert_eq!(c.candidates(line, line.len()).1, ["labels: "]);
+        let line = "dataset(\"fashion_mnist\", #{ ";
+        assert_eq!(
+            c.candidates(line, line.len()).1,
+            ["normalize: ", "pad: ", "root: "]
+        );
+        // Maps whose keys are the script's own names (tags, columns, grid axes), and
+        // `sweep`'s, which is what `grid` returned.
+        let free = ["record", "record_metrics", "grid", "filter", "agg", "sweep"];
+        for sig in api::signatures(&host().engine) {
+            if !sig.params.iter().any(|p| p.ends_with(": map")) || free.contains(&sig.name.as_str())
+            {
+                continue;
+            }
+            let doc = api::find(&sig.name).unwrap_or_else(|| panic!("{} undocumented", sig.name));
+            let key = doc
+                .specs
+                .first()
+                .and_then(|s| s.keys.first())
+                .map(|k| k.name);
+            let key =
+                key.unwrap_or_else(|| panic!("{} takes a map but declares no keys", sig.render()));
+            let line = format!("{}(#{{ {}", sig.name, &key[..1]);
+            let (_, found) = c.candidates(&line, line.len());
+            assert!(found.contains(&format!("{key}: ")), "{line}: {found:?}");
+        }
     }
 }

@@ -32,6 +32,11 @@ pub fn scan(text: &str) -> Scan {
                 i += 1;
             } else if c == quote {
                 s.string = None;
+            } else if c == b'\n' && quote != b'`' {
+                // Only backtick strings span lines (and others whose line ends in
+                // `\`, skipped above): this one is unterminated, a syntax error for
+                // the parser to report rather than a reason to read more.
+                return Scan::default();
             }
         } else {
             match c {
@@ -92,6 +97,7 @@ mod tests {
             "let s = `multi\nline",
             "/* a /* nested */ comment",
             "f(1, (2",
+            "print(\"one \\\n two",
         ] {
             assert!(!is_complete(text), "{text:?}");
         }
@@ -104,6 +110,9 @@ mod tests {
             "/* ( */ 1",
             "let m = #{ a: [1, 2] };",
             "1 + )",
+            // Unterminated on its line: the parser reports it.
+            "print(\"abc\n",
+            "let s = 'x\nmore(",
         ] {
             assert!(is_complete(text), "{text:?}");
         }

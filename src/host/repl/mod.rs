@@ -9,11 +9,11 @@ use complete::{Completion, Vocab};
 pub use input::is_complete;
 
 use super::report::{self, Source};
-use super::{api, interrupt, Host};
+use super::{api, interrupt, modules, scan, Host};
 use anyhow::Result;
 use rhai::{Dynamic, Scope, AST};
 use rustyline::error::ReadlineError;
-use rustyline::Editor;
+use rustyline::{CompletionType, Config, Editor};
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,9 @@ pub fn history_path() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     Some(data.join("minima").join("history"))
 }
+
+/// The name typed input goes by in error messages.
+const REPL_INPUT: &str = "<repl>";
 
 const BANNER: &str =
     "minima repl: Rhai with minima's functions. Tab completes, :help lists commands, \
@@ -48,13 +51,23 @@ struct Session<'h> {
     functions: AST,
     /// Inputs that ran without error, for `:save`.
     inputs: Vec<String>,
+    /// Modules imported so far, as `import "FILE" as ALIAS;` with the file found
+    /// then: run before each input so the aliases stay usable.
+    imports: Vec<String>,
     vocab: Rc<RefCell<Vocab>>,
     colour: bool,
 }
 
+/// Tab completes the candidates' common prefix; a second Tab lists them all.
+fn editor_config() -> Config {
+    Config::builder()
+        .completion_type(CompletionType::List)
+        .build()
+}
+
 pub fn run(host: &Host) -> Result<()> {
     let vocab = Rc::new(RefCell::new(Vocab::default()));
-    let mut editor: Editor<Completion, _> = Editor::new()?;
+    let mut editor: Editor<Completion, _> = Editor::with_config(editor_config())?;
     editor.set_helper(Some(Completion::new(&host.engine, vocab.clone())));
     let history = history_path();
     if let Some(p) = &history {
@@ -68,6 +81,7 @@ pub fn run(host: &Host) -> Result<()> {
         scope: Scope::new(),
         functions: AST::empty(),
         inputs: Vec::new(),
+        imports: Vec::new(),
         vocab,
         colour: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
@@ -87,7 +101,7 @@ pub fn run(host: &Host) -> Result<()> {
             }
             // An input still open at the end is run, so its syntax error shows.
             Err(ReadlineError::Eof) if !pending.is_empty() => {
-                s.eval(pending.trim_end(), "<repl>");
+                s.eval(pending.trim_end(), REPL_INPUT);
                 break;
             }
             Err(ReadlineError::Eof) => break,
@@ -108,13 +122,13 @@ pub fn run(host: &Host) -> Result<()> {
         }
         pending.push_str(&line);
         pending.push('\n');
-        if !is_complete(&pending) {
+        if !is_complete(&pending) || s.parser_wants_more(&pending) {
             continue;
         }
         let text = std::mem::take(&mut pending);
         let text = text.trim_end();
         let _ = editor.add_history_entry(text);
-        if s.eval(text, "<repl>") {
+        if s.eval(text, REPL_INPUT) {
             s.inputs.push(text.to_string());
         }
     }
@@ -132,22 +146,44 @@ pub fn run(host: &Host) -> Result<()> {
 }
 
 impl Session<'_> {
+    /// True when the parser stops at the end of the text (`let x = 40 +`): the
+    /// statement goes on in the next line, in a terminal or from a pipe alike.
+    fn parser_wants_more(&self, text: &str) -> bool {
+        match self.host.engine.compile_with_scope(&self.scope, text) {
+            Err(e) => *e.err_type() == rhai::ParseErrorType::UnexpectedEOF,
+            Ok(_) => false,
+        }
+    }
+
     /// Runs one input; prints its value or its error. True when it succeeded.
     fn eval(&mut self, text: &str, name: &str) -> bool {
         interrupt::clear();
         let src = Source { name, text };
         let engine = &self.host.engine;
-        let ast = match engine.compile_with_scope(&self.scope, text) {
+        let mut ast = match engine.compile_with_scope(&self.scope, text) {
             Ok(ast) => ast,
             Err(e) => {
                 self.error(&report::format_parse_error(&e, &src));
                 return false;
             }
         };
-        let program = self.functions.merge(&ast);
+        // A `:load`ed file imports from its own folder; typed input from the
+        // current one.
+        if name != REPL_INPUT {
+            ast.set_source(name);
+        }
+        let imports = match engine.compile(self.imports.join("\n")) {
+            Ok(imports) => imports,
+            Err(e) => {
+                self.error(&format!("error: {e}\n"));
+                return false;
+            }
+        };
+        let program = imports.merge(&self.functions).merge(&ast);
         let ok = match engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &program) {
             Ok(value) => {
                 self.functions = self.functions.merge(&ast.clone_functions_only());
+                self.keep_imports(text, name);
                 if !value.is_unit() {
                     println!("{}", self.show(value));
                 }
@@ -160,6 +196,22 @@ impl Session<'_> {
         };
         self.refresh_vocab();
         ok
+    }
+
+    /// Remembers the input's top-level imports by the file each resolved to, so a
+    /// later input (typed, or `:load`ed from elsewhere) finds the same module.
+    fn keep_imports(&mut self, text: &str, name: &str) {
+        let importer = (name != REPL_INPUT).then(|| Path::new(name));
+        for (module, alias) in scan::top_level_imports(text) {
+            let Ok(file) = modules::locate(&module, importer) else {
+                continue;
+            };
+            let file = file.with_extension("");
+            let absolute = std::path::absolute(&file).unwrap_or(file);
+            let statement = format!("import {:?} as {alias};", absolute.display().to_string());
+            self.imports.retain(|s| *s != statement);
+            self.imports.push(statement);
+        }
     }
 
     fn error(&self, text: &str) {
@@ -307,4 +359,15 @@ fn colourise(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_ambiguous_tab_lists_the_candidates() {
+        assert_eq!(
+            super::editor_config().completion_type(),
+            rustyline::CompletionType::List
+        );
+    }
 }
