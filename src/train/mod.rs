@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod precision;
 pub mod progress;
 pub mod rhai;
 pub mod run;

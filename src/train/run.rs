@@ -238,7 +238,7 @@ pub fn train_step(
         let loss = cross_entropy(&logits, &b.y, Reduction::Mean);
         (logits, loss)
     });
-    loss.backward();
+    sgd.scale_loss(&loss).backward();
     sgd.step(params);
     totals.add(&logits, &b.y, &loss);
 }
@@ -350,6 +350,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
                 )
             }
         };
+    sgd.scaler = settings.scaler();
     let mut params = model.parameters();
     let save = |model: &Model,
                 sgd: &Sgd,
