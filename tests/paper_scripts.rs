@@ -463,7 +463,10 @@ fn paper_scale_cifar10_follows_the_authors_protocol() {
             assert_eq!(rows.len(), 70);
             let checked: Vec<i64> = rows.iter().filter(|r| r.2.is_some()).map(|r| r.0).collect();
             assert_eq!(checked, (1..=14).map(|i| 5 * i).collect::<Vec<_>>());
-            assert_eq!(summary_value(&summary, "check_every", 0), AnyValue::Int64(5));
+            assert_eq!(
+                summary_value(&summary, "check_every", 0),
+                AnyValue::Int64(5)
+            );
             assert_eq!(
                 summary_value(&summary, "stop_at_train_acc", 0),
                 AnyValue::Float64(0.9999)
@@ -471,7 +474,10 @@ fn paper_scale_cifar10_follows_the_authors_protocol() {
         } else {
             // Main runs: the whole schedule, no early stop.
             assert_eq!(strings(&summary, "status")[k], "completed");
-            assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), (1..=70).collect::<Vec<_>>());
+            assert_eq!(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                (1..=70).collect::<Vec<_>>()
+            );
         }
     }
 }
@@ -520,12 +526,18 @@ fn paper_scale_cinic10_uses_the_300_epoch_schedule_and_stops_at_a_check() {
     let history = read(&out, "history");
     let runs = ints(&summary, "run");
     for &run in &runs {
-        assert_steps(&run_history(&history, run), 0.1, 30, 45, &format!("run {run}"));
+        assert_steps(
+            &run_history(&history, run),
+            0.1,
+            30,
+            45,
+            &format!("run {run}"),
+        );
     }
     let adv = run_history(&history, runs[0]);
     assert_eq!(strings(&summary, "status")[0], "reached_target", "{adv:?}");
     let checks: Vec<_> = adv.iter().filter(|r| r.2.is_some()).collect();
-    let (last, _, acc) = *checks.last().unwrap();
+    let &&(last, _, acc) = checks.last().unwrap();
     assert_eq!(last, adv.last().unwrap().0, "stops at a check");
     assert_eq!(last % 5, 0, "checks every 5 epochs: {adv:?}");
     assert!(acc.unwrap() >= 0.9999);
@@ -538,8 +550,14 @@ fn paper_scale_cinic10_uses_the_300_epoch_schedule_and_stops_at_a_check() {
         other => panic!("normalize_std: {other:?}"),
     };
     for c in 0..3 {
-        assert!((recorded[c] - per_image[c]).abs() < 1e-9, "{recorded:?} vs {per_image:?}");
-        assert!((recorded[c] - population[c]).abs() > 1e-6, "not the population std");
+        assert!(
+            (recorded[c] - per_image[c]).abs() < 1e-9,
+            "{recorded:?} vs {per_image:?}"
+        );
+        assert!(
+            (recorded[c] - population[c]).abs() > 1e-6,
+            "not the population std"
+        );
     }
 }
 
@@ -548,7 +566,10 @@ fn paper_scale_cinic10_uses_the_300_epoch_schedule_and_stops_at_a_check() {
 fn paper_scale_refuses_cpu_scale_settings() {
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/paper/headline.rhai");
-    for (set, named) in [("max_epochs=5", "max_epochs"), ("until_fit=true", "until_fit")] {
+    for (set, named) in [
+        ("max_epochs=5", "max_epochs"),
+        ("until_fit=true", "until_fit"),
+    ] {
         let out = minima(
             &["run", script, "--set", "scale=paper", "--set", set, "-q"],
             dir.path(),

@@ -249,7 +249,10 @@ fn toy_augmentation_can_keep_each_original_point() {
     assert_eq!(d.epoch_len(false), n);
     let index = Tensor::arange(3 * n, (Kind::Int64, tch::Device::Cpu));
     let b = d.train_batch(&index, Some(5));
-    assert!(b.x.narrow(0, 0, n).equal(&d.train.x), "the originals are kept");
+    assert!(
+        b.x.narrow(0, 0, n).equal(&d.train.x),
+        "the originals are kept"
+    );
     for copy in 1..3 {
         let noise = b.x.narrow(0, copy * n, n) - &d.train.x;
         let std = noise.std(true).double_value(&[]);

@@ -128,7 +128,10 @@ mod tests {
         }
         let share = |c: usize| c as f64 / n as f64;
         for c in dy.iter().chain(&dx) {
-            assert!((share(*c) - 1.0 / 3.0).abs() < 0.03, "vertical {dy:?}, horizontal {dx:?}");
+            assert!(
+                (share(*c) - 1.0 / 3.0).abs() < 0.03,
+                "vertical {dy:?}, horizontal {dx:?}"
+            );
         }
         assert!((share(flips) - 0.5).abs() < 0.03, "{flips} of {n} mirrored");
         // Offsets and mirroring are drawn independently.

@@ -179,16 +179,16 @@ pub enum Normalize {
 /// The constants of the authors' CIFAR-10 code (`transforms.Normalize` in
 /// cifar10_dataset.py): the training split's mean and the mean over images of
 /// each image's own std (not the population std, 0.2470, 0.2435, 0.2616).
-pub const CIFAR10_PAPER: ([f64; 3], [f64; 3]) = ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]);
+pub const CIFAR10_PAPER: ([f64; 3], [f64; 3]) =
+    ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]);
 
 impl Normalize {
     /// Result columns: whether inputs are normalised and, for `Paper`, by which
     /// constants (so a paper-scale run records them).
     fn columns(self, mean: &[f64], std: &[f64]) -> Vec<(String, crate::results::Value)> {
         use crate::results::Value;
-        let list = |v: &[f64]| {
-            Value::Str(v.iter().map(f64::to_string).collect::<Vec<_>>().join(","))
-        };
+        let list =
+            |v: &[f64]| Value::Str(v.iter().map(f64::to_string).collect::<Vec<_>>().join(","));
         let mut cols = vec![("normalize".into(), Value::Bool(self != Normalize::None))];
         if self == Normalize::Paper {
             cols.push(("normalize_stats".into(), Value::Str("paper".into())));

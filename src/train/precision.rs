@@ -140,7 +140,10 @@ mod tests {
         // Thread-local in libtorch: this test's thread only.
         assert_eq!(autocast_dtype(AutocastDevice::Cuda).unwrap(), Kind::Half);
         set_autocast_dtype(AutocastDevice::Cuda, Kind::BFloat16).unwrap();
-        assert_eq!(autocast_dtype(AutocastDevice::Cuda).unwrap(), Kind::BFloat16);
+        assert_eq!(
+            autocast_dtype(AutocastDevice::Cuda).unwrap(),
+            Kind::BFloat16
+        );
         set_autocast_dtype(AutocastDevice::Cuda, Kind::Half).unwrap();
         assert_eq!(autocast_dtype(AutocastDevice::Cuda).unwrap(), Kind::Half);
         assert_eq!(autocast_dtype(AutocastDevice::Cpu).unwrap(), Kind::BFloat16);
@@ -160,7 +163,9 @@ mod tests {
     fn with_grad(values: &[f32]) -> Tensor {
         let p = Tensor::zeros([values.len() as i64], (Kind::Float, Device::Cpu))
             .set_requires_grad(true);
-        (&p * Tensor::from_slice(values)).sum(Kind::Float).backward();
+        (&p * Tensor::from_slice(values))
+            .sum(Kind::Float)
+            .backward();
         p
     }
 
