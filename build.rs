@@ -2,13 +2,27 @@
 //    runs without LD_LIBRARY_PATH. torch-sys (a direct dependency for this reason)
 //    exports the folder it linked against as DEP_TCH_LIBTORCH_LIB.
 // 2. Records the source commit, written into every run's config.json.
+// 3. Compiles src/train/autocast_shim.cpp (the autocast dtype and CPU switches
+//    tch does not bind) against the headers of the libtorch torch-sys links.
+use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    }
+    println!("cargo:rerun-if-env-changed=LIBTORCH_INCLUDE");
+    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
+        .expect("torch-sys exports DEP_TCH_LIBTORCH_LIB, the libtorch folder it links against");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    let include = std::env::var("LIBTORCH_INCLUDE")
+        .map(|i| PathBuf::from(i).join("include"))
+        .unwrap_or_else(|_| PathBuf::from(&lib).join("../include"));
+    println!("cargo:rerun-if-changed=src/train/autocast_shim.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(&include)
+        .file("src/train/autocast_shim.cpp")
+        .compile("minima_autocast_shim");
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)

@@ -4,16 +4,38 @@
 //! (momentum and L2 on) on the same batches in the same order (bench/identical.rs,
 //! which the benchmark itself runs at its own scale).
 //!
-//! Needs the reference PyTorch of scripts/pytorch-reference.sh (bench/install.sh);
-//! when it is not installed the test says so and passes without checking, so the
-//! suite stays offline. tests/pytorch_interop.rs installs it instead.
+//! Needs the reference PyTorch: `MINIMA_REFERENCE_PYTHON` when set, otherwise
+//! scripts/pytorch-reference.sh installs it into the minima cache the first time
+//! (as tests/pytorch_interop.rs does; the two share the install) and the test
+//! fails with the script's message when that cannot be done. It never passes
+//! without comparing.
 
 #[path = "../bench/identical.rs"]
 mod identical;
 
 use minima::data::{Augmentation, Dataset, Inputs, Split};
 use minima::models::{Arch, ModelSpec};
+use std::path::PathBuf;
+use std::process::Command;
 use tch::{Device, Kind, Tensor};
+
+/// The reference PyTorch's python: `MINIMA_REFERENCE_PYTHON` or the installed
+/// one, else what scripts/pytorch-reference.sh installs.
+fn reference_python() -> PathBuf {
+    if let Some(python) = identical::installed_reference() {
+        return python;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pytorch-reference.sh");
+    let out = Command::new(script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "the reference PyTorch is needed and {script} could not install it:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
 
 fn spec(arch: Arch, width: f64) -> ModelSpec {
     ModelSpec {
@@ -58,10 +80,7 @@ fn images(n: i64) -> Dataset {
 
 #[test]
 fn pytorch_side_does_the_same_work_as_minima() {
-    let Some(python) = identical::installed_reference() else {
-        eprintln!("skipped: the reference PyTorch is not installed (bench/install.sh installs it)");
-        return;
-    };
+    let python = reference_python();
     let specs: Vec<(String, ModelSpec)> = [
         (Arch::Mlp, 1.0),
         (Arch::Cnn, 0.25),

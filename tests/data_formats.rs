@@ -7,6 +7,7 @@ mod common;
 use common::formats::{self, Gen, Py, Python};
 use common::run_text;
 use minima::data::cifar::Format;
+use minima::data::images::Normalize;
 use minima::data::load::{load, Options};
 use minima::data::{subset, Dataset, Inputs, Part};
 use minima::results::Value;
@@ -113,7 +114,7 @@ fn normalize_false_leaves_pixels_in_0_1() {
     let d = ok(
         "cifar10",
         &Options {
-            normalize: false,
+            normalize: Normalize::None,
             ..opts(dir.path())
         },
     );

@@ -369,3 +369,220 @@ fn fig5_and_fig6_measure_the_four_trained_models() {
     assert_eq!(settings[0], "vanilla/random");
     assert_eq!(settings[19], "sota/adversarial");
 }
+
+/// Runs `scripts/paper/NAME.rhai` at paper scale on generated data in `data`
+/// (MINIMA_DATA), shortened by `--set` overrides; returns the run folder.
+fn paper_run(name: &str, dir: &Path, data: &Path, sets: &[&str]) -> std::path::PathBuf {
+    let script = format!("{}/scripts/paper/{name}.rhai", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["run", &script, "--out", "out", "-q", "--set", "scale=paper"];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let out = minima_env(&args, dir, &[("MINIMA_DATA", data)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{name}: {}\n{}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    dir.join("out")
+}
+
+/// One run's history rows: (epoch, lr, train_acc) in epoch order.
+fn run_history(history: &DataFrame, run: i64) -> Vec<(i64, f64, Option<f64>)> {
+    let runs = ints(history, "run");
+    let epochs = ints(history, "epoch");
+    let lrs = column_f64(history, "epoch_lr");
+    let train = floats(history, "train_acc");
+    let mut rows: Vec<_> = (0..runs.len())
+        .filter(|&i| runs[i] == run)
+        .map(|i| (epochs[i], lrs[i], train[i]))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    rows
+}
+
+/// The paper's step schedule, shortened to `n` epochs: `base` until epoch `a`,
+/// a tenth of it until `b`, a hundredth after.
+fn assert_steps(rows: &[(i64, f64, Option<f64>)], base: f64, a: i64, b: i64, what: &str) {
+    for &(e, lr, _) in rows {
+        let want = if e <= a {
+            base
+        } else if e <= b {
+            base / 10.0
+        } else {
+            base / 100.0
+        };
+        assert!(
+            (lr - want).abs() <= 1e-12 * base,
+            "{what}: epoch {e} at lr {lr}, the paper's shape says {want}"
+        );
+    }
+}
+
+fn summary_value(summary: &DataFrame, name: &str, row: usize) -> AnyValue<'static> {
+    summary
+        .column(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .get(row)
+        .unwrap()
+        .into_static()
+}
+
+/// CIFAR-10 at paper scale, shortened to 70 epochs (a fifth of 350): every run
+/// steps its lr after epochs 30 and 50 (150 and 250 scaled), the main runs train
+/// all 70 epochs, Algorithm 1 checks train accuracy every 5 epochs (25 scaled)
+/// and, at an lr too small to fit, runs to its cap; inputs use the authors'
+/// CIFAR-10 constants.
+#[test]
+fn paper_scale_cifar10_follows_the_authors_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    formats::cifar10_binary(&data.join("cifar10"), 8, 10, 5);
+    let sets = [
+        "arch=mlp",
+        "seeds=1",
+        "replicas=2",
+        "epochs=70",
+        "lr=0.0001",
+        "batch_size=16",
+    ];
+    let out = paper_run("headline", dir.path(), &data, &sets);
+    let summary = read(&out, "summary");
+    assert_core_runs(&summary, 1);
+    let history = read(&out, "history");
+    let runs = ints(&summary, "run");
+    for (k, &run) in runs.iter().enumerate() {
+        let rows = run_history(&history, run);
+        assert_steps(&rows, 1e-4, 30, 50, &format!("run {run}"));
+        assert_eq!(
+            summary_value(&summary, "normalize_mean", k),
+            AnyValue::StringOwned("0.4914,0.4822,0.4465".into())
+        );
+        assert_eq!(
+            summary_value(&summary, "normalize_std", k),
+            AnyValue::StringOwned("0.2023,0.1994,0.201".into())
+        );
+        if k == 0 {
+            // Algorithm 1: checked every 5 epochs, never reaching 99.99% at this lr.
+            assert_eq!(strings(&summary, "status")[0], "target_not_reached");
+            assert_eq!(rows.len(), 70);
+            let checked: Vec<i64> = rows.iter().filter(|r| r.2.is_some()).map(|r| r.0).collect();
+            assert_eq!(checked, (1..=14).map(|i| 5 * i).collect::<Vec<_>>());
+            assert_eq!(
+                summary_value(&summary, "check_every", 0),
+                AnyValue::Int64(5)
+            );
+            assert_eq!(
+                summary_value(&summary, "stop_at_train_acc", 0),
+                AnyValue::Float64(0.9999)
+            );
+        } else {
+            // Main runs: the whole schedule, no early stop.
+            assert_eq!(strings(&summary, "status")[k], "completed");
+            assert_eq!(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                (1..=70).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// Mean over images of each image's Bessel-corrected std per channel, and the
+/// population std, of CHW uint8 images, in [0, 1] units.
+fn std_both_ways(pixels: &[u8]) -> ([f64; 3], [f64; 3]) {
+    let (mut per_image, mut all) = ([0.0; 3], [(0.0, 0.0, 0.0); 3]);
+    let images = pixels.len() / 3072;
+    for img in pixels.chunks(3072) {
+        for (c, plane) in img.chunks(1024).enumerate() {
+            let v: Vec<f64> = plane.iter().map(|&p| f64::from(p) / 255.0).collect();
+            let m = v.iter().sum::<f64>() / 1024.0;
+            per_image[c] += (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 1023.0).sqrt();
+            for x in v {
+                all[c].0 += x;
+                all[c].1 += x * x;
+                all[c].2 += 1.0;
+            }
+        }
+    }
+    let pop = all.map(|(s, q, n)| (q / n - (s / n).powi(2)).sqrt());
+    (per_image.map(|s| s / images as f64), pop)
+}
+
+/// CINIC-10 at paper scale, shortened to 60 epochs (a fifth of 300): lr steps
+/// after epochs 30 and 45 (150 and 225 scaled), Algorithm 1 stops at the first
+/// 5-epoch check with at least 99.99% train accuracy, and inputs are normalised
+/// by the statistic the authors' CIFAR-10 constants are (mean of per-image stds).
+#[test]
+fn paper_scale_cinic10_uses_the_300_epoch_schedule_and_stops_at_a_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (train, _) = formats::cinic(&data.join("cinic10"), 4, 9);
+    let sets = [
+        "data=cinic10",
+        "arch=mlp",
+        "seeds=1",
+        "replicas=2",
+        "epochs=60",
+        "batch_size=16",
+    ];
+    let out = paper_run("headline", dir.path(), &data, &sets);
+    let summary = read(&out, "summary");
+    assert_core_runs(&summary, 1);
+    let history = read(&out, "history");
+    let runs = ints(&summary, "run");
+    for &run in &runs {
+        assert_steps(
+            &run_history(&history, run),
+            0.1,
+            30,
+            45,
+            &format!("run {run}"),
+        );
+    }
+    let adv = run_history(&history, runs[0]);
+    assert_eq!(strings(&summary, "status")[0], "reached_target", "{adv:?}");
+    let checks: Vec<_> = adv.iter().filter(|r| r.2.is_some()).collect();
+    let &&(last, _, acc) = checks.last().unwrap();
+    assert_eq!(last, adv.last().unwrap().0, "stops at a check");
+    assert_eq!(last % 5, 0, "checks every 5 epochs: {adv:?}");
+    assert!(acc.unwrap() >= 0.9999);
+    for (e, _, acc) in &checks[..checks.len() - 1] {
+        assert!(e % 5 == 0 && acc.unwrap() < 0.9999, "{adv:?}");
+    }
+    let (per_image, population) = std_both_ways(&train.pixels);
+    let recorded: Vec<f64> = match summary_value(&summary, "normalize_std", 0) {
+        AnyValue::StringOwned(s) => s.split(',').map(|v| v.parse().unwrap()).collect(),
+        other => panic!("normalize_std: {other:?}"),
+    };
+    for c in 0..3 {
+        assert!(
+            (recorded[c] - per_image[c]).abs() < 1e-9,
+            "{recorded:?} vs {per_image:?}"
+        );
+        assert!(
+            (recorded[c] - population[c]).abs() > 1e-6,
+            "not the population std"
+        );
+    }
+}
+
+/// Settings the paper's protocol has no place for are refused, naming the setting.
+#[test]
+fn paper_scale_refuses_cpu_scale_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/paper/headline.rhai");
+    for (set, named) in [
+        ("max_epochs=5", "max_epochs"),
+        ("until_fit=true", "until_fit"),
+    ] {
+        let out = minima(
+            &["run", script, "--set", "scale=paper", "--set", set, "-q"],
+            dir.path(),
+        );
+        assert_ne!(out.status.code(), Some(0));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&format!("--set {named}")), "{stderr}");
+    }
+}

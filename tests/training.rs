@@ -228,3 +228,35 @@ fn identical_copies_with_random_labels_are_refused() {
     assert!(e.contains("replicas = 3 with zero_out = 0"), "{e}");
     assert!(e.contains("test.rhai:2:9"), "{e}");
 }
+
+/// The authors' toy augmentation: each point as it is plus two noisy copies
+/// (N(0, 0.1²) per coordinate) per augmented epoch.
+#[test]
+fn toy_augmentation_can_keep_each_original_point() {
+    use minima::data::toy::{toy, ToyOptions};
+    use minima::data::Part;
+    use tch::{Kind, Tensor};
+    let d = toy(
+        &ToyOptions {
+            n_train: 2000,
+            augment_original: true,
+            ..Default::default()
+        },
+        tch::Device::Cpu,
+    );
+    let n = d.len(Part::Train);
+    assert_eq!(d.epoch_len(true), 3 * n);
+    assert_eq!(d.epoch_len(false), n);
+    let index = Tensor::arange(3 * n, (Kind::Int64, tch::Device::Cpu));
+    let b = d.train_batch(&index, Some(5));
+    assert!(
+        b.x.narrow(0, 0, n).equal(&d.train.x),
+        "the originals are kept"
+    );
+    for copy in 1..3 {
+        let noise = b.x.narrow(0, copy * n, n) - &d.train.x;
+        let std = noise.std(true).double_value(&[]);
+        assert!((std - 0.1).abs() < 0.005, "copy {copy}: noise std {std}");
+        assert!(b.y.narrow(0, copy * n, n).equal(&d.train.y));
+    }
+}

@@ -162,8 +162,14 @@ fn bad_train_configs_name_the_key() {
         e.contains("`max_epochs` only applies with `stop_at_train_acc`"),
         "{e}"
     );
-    let e = err("#{ precision: \"bf16\", epochs: 1 }");
-    assert!(e.contains("needs a CUDA device"), "{e}");
+    for precision in ["bf16", "fp16"] {
+        let e = err(&format!("#{{ precision: \"{precision}\", epochs: 1 }}"));
+        assert!(
+            e.contains(&format!("`precision: \"{precision}\"` needs a CUDA device"))
+                && e.contains("measured 5.2x slower"),
+            "{e}"
+        );
+    }
     let e = err("#{ nesterov: true, epochs: 1 }");
     assert!(e.contains("nesterov momentum requires momentum > 0"), "{e}");
 }

@@ -8,8 +8,13 @@ pub enum Augmentation {
     #[default]
     None,
     /// Every point appears `copies` times per epoch, each with fresh N(0, std²)
-    /// noise on every coordinate (the paper's toy augmentation, footnote 1).
-    Noise { copies: i64, std: f64 },
+    /// noise on every coordinate (the paper's toy augmentation, footnote 1);
+    /// with `original`, once more as it is (as the authors' toy code keeps it).
+    Noise {
+        copies: i64,
+        std: f64,
+        original: bool,
+    },
     /// torchvision's `RandomCrop(size, padding=pad)` then `RandomHorizontalFlip()`:
     /// zero-pad each side by `pad`, crop back to the original size at an offset
     /// uniform in [0, 2·pad] per axis, and mirror left-right with probability 1/2.
@@ -21,7 +26,9 @@ impl Augmentation {
     /// How many times each example appears in one augmented epoch.
     pub fn copies(&self) -> i64 {
         match *self {
-            Augmentation::Noise { copies, .. } => copies,
+            Augmentation::Noise {
+                copies, original, ..
+            } => copies + i64::from(original),
             _ => 1,
         }
     }
@@ -90,18 +97,46 @@ mod tests {
 
     #[test]
     fn offsets_and_flips_are_uniform() {
-        // A single bright pixel at the centre shows the offset of each crop.
-        let x = Tensor::zeros([4000, 1, 9, 9], (Kind::Float, Device::Cpu));
+        // A bright pixel at the centre shows each crop's offset; a dimmer one to
+        // its right shows whether the crop was mirrored (it is then on the left).
+        let n = 6000;
+        let x = Tensor::zeros([n, 1, 9, 9], (Kind::Float, Device::Cpu));
         let _ = x.narrow(2, 4, 1).narrow(3, 4, 1).fill_(1.0);
+        let _ = x.narrow(2, 4, 1).narrow(3, 5, 1).fill_(0.5);
         let out = crate::rng::seeded(3, || Augmentation::CropFlip { pad: 1 }.apply(&x));
-        let flat = out.view([4000, 81]).argmax(1, false);
-        let rows = Vec::<i64>::try_from(flat.divide_scalar_mode(9, "floor")).unwrap();
-        let mut counts = [0usize; 3];
-        for r in rows {
-            counts[(r - 3) as usize] += 1;
+        let flat = out.view([n, 81]);
+        let at = Vec::<i64>::try_from(flat.argmax(1, false)).unwrap();
+        let values = Vec::<f32>::try_from(flat.flatten(0, -1)).unwrap();
+        let (mut dy, mut dx, mut flips) = ([0usize; 3], [0usize; 3], 0usize);
+        let mut joint = [[0usize; 2]; 3];
+        for (i, &p) in at.iter().enumerate() {
+            let (row, col) = (p / 9, p % 9);
+            let pixel = |c: i64| values[i * 81 + (row * 9 + c) as usize];
+            // The bright pixel sits at padded column 5; a crop from column k puts
+            // it at 5 − k, and mirroring at 8 − (5 − k).
+            let flipped = if col < 8 && pixel(col + 1) == 0.5 {
+                false
+            } else {
+                assert!(col > 0 && pixel(col - 1) == 0.5, "image {i}: no marker");
+                true
+            };
+            let k = if flipped { col - 3 } else { 5 - col };
+            dy[(5 - row) as usize] += 1;
+            dx[k as usize] += 1;
+            flips += usize::from(flipped);
+            joint[k as usize][usize::from(flipped)] += 1;
         }
-        for c in counts {
-            assert!((c as f64 / 4000.0 - 1.0 / 3.0).abs() < 0.04, "{counts:?}");
+        let share = |c: usize| c as f64 / n as f64;
+        for c in dy.iter().chain(&dx) {
+            assert!(
+                (share(*c) - 1.0 / 3.0).abs() < 0.03,
+                "vertical {dy:?}, horizontal {dx:?}"
+            );
+        }
+        assert!((share(flips) - 0.5).abs() < 0.03, "{flips} of {n} mirrored");
+        // Offsets and mirroring are drawn independently.
+        for c in joint.iter().flatten() {
+            assert!((share(*c) - 1.0 / 6.0).abs() < 0.03, "{joint:?}");
         }
     }
 }

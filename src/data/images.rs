@@ -111,6 +111,35 @@ impl Images {
         (mean, std)
     }
 
+    /// Per-channel mean and the mean over images of each image's sample std
+    /// (Bessel-corrected over its h·w pixels), pixel values scaled to [0, 1]: how
+    /// the CIFAR-10 constants of the paper's code were computed (torch's
+    /// `x.std(dim=(2, 3)).mean(dim=0)` on ToTensor images, which reproduces
+    /// 0.2023, 0.1994, 0.2010 on CIFAR-10).
+    pub fn per_image_stats(&self) -> (Vec<f64>, Vec<f64>) {
+        let [c, h, w] = self.shape;
+        let plane = h * w;
+        let (mean, _) = self.channel_stats();
+        let mut std = vec![0.0; c];
+        let images = self.len();
+        if images == 0 || plane < 2 {
+            return (mean, vec![1.0; c]);
+        }
+        for (i, p) in self.pixels.chunks_exact(plane).enumerate() {
+            let (s, q) = p.iter().fold((0u64, 0u64), |(s, q), &v| {
+                (s + u64::from(v), q + u64::from(v) * u64::from(v))
+            });
+            let n = plane as u128;
+            // Σ(v − v̄)² = (n·Σv² − (Σv)²) / n, exact in integers before the division.
+            let ss = (n * u128::from(q) - u128::from(s) * u128::from(s)) as f64 / n as f64;
+            std[i % c] += (ss / (plane - 1) as f64).sqrt() / 255.0;
+        }
+        for v in &mut std {
+            *v /= images as f64;
+        }
+        (mean, std)
+    }
+
     /// The images as a uint8 [n, c, h, w] tensor and int64 labels on `device`.
     pub fn to_split(&self, device: Device) -> Split {
         let [c, h, w] = self.shape;
@@ -134,19 +163,57 @@ pub struct Loaded {
     pub describe: Row,
 }
 
-/// A loaded image data set on `device`. With `normalize`, inputs are normalised
-/// by the training split's per-channel mean and std; otherwise they stay in
-/// [0, 1] (mean 0, std 1). Training uses random crops with 4-pixel zero padding and
-/// horizontal flips, as the paper's code.
-pub fn dataset(name: &str, loaded: Loaded, normalize: bool, device: Device) -> Dataset {
-    let (mean, std) = if normalize {
-        loaded.train.channel_stats()
-    } else {
-        let c = loaded.train.shape[0];
-        (vec![0.0; c], vec![1.0; c])
+/// How image inputs are normalised per channel, (x − mean) / std with x in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalize {
+    /// Left in [0, 1] (mean 0, std 1).
+    None,
+    /// The training split's mean and population std over every pixel.
+    Population,
+    /// As the paper's code: CIFAR-10's published constants ([`CIFAR10_PAPER`]);
+    /// other data sets the same statistic computed on their training split
+    /// ([`Images::per_image_stats`]).
+    Paper,
+}
+
+/// The constants of the authors' CIFAR-10 code (`transforms.Normalize` in
+/// cifar10_dataset.py): the training split's mean and the mean over images of
+/// each image's own std (not the population std, 0.2470, 0.2435, 0.2616).
+pub const CIFAR10_PAPER: ([f64; 3], [f64; 3]) =
+    ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]);
+
+impl Normalize {
+    /// Result columns: whether inputs are normalised and, for `Paper`, by which
+    /// constants (so a paper-scale run records them).
+    fn columns(self, mean: &[f64], std: &[f64]) -> Vec<(String, crate::results::Value)> {
+        use crate::results::Value;
+        let list =
+            |v: &[f64]| Value::Str(v.iter().map(f64::to_string).collect::<Vec<_>>().join(","));
+        let mut cols = vec![("normalize".into(), Value::Bool(self != Normalize::None))];
+        if self == Normalize::Paper {
+            cols.push(("normalize_stats".into(), Value::Str("paper".into())));
+            cols.push(("normalize_mean".into(), list(mean)));
+            cols.push(("normalize_std".into(), list(std)));
+        }
+        cols
+    }
+}
+
+/// A loaded image data set on `device`, its inputs normalised as `normalize` says.
+/// Training uses random crops with 4-pixel zero padding and horizontal flips, as
+/// the paper's code.
+pub fn dataset(name: &str, loaded: Loaded, normalize: Normalize, device: Device) -> Dataset {
+    let c = loaded.train.shape[0];
+    let (mean, std) = match normalize {
+        Normalize::None => (vec![0.0; c], vec![1.0; c]),
+        Normalize::Population => loaded.train.channel_stats(),
+        Normalize::Paper if name == "cifar10" => {
+            (CIFAR10_PAPER.0.to_vec(), CIFAR10_PAPER.1.to_vec())
+        }
+        Normalize::Paper => loaded.train.per_image_stats(),
     };
     let mut describe = loaded.describe;
-    describe.push(("normalize".into(), crate::results::Value::Bool(normalize)));
+    describe.extend(normalize.columns(&mean, &std));
     Dataset {
         name: name.to_string(),
         train: loaded.train.to_split(device),

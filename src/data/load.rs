@@ -4,7 +4,7 @@
 
 use super::cifar::{self, Format, Which};
 use super::fetch::catalog;
-use super::images::{self, Loaded};
+use super::images::{self, Loaded, Normalize};
 use super::{cinic, idx, imagenet, root, Dataset};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ pub const NAMES: [&str; 5] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub root: Option<PathBuf>,
-    pub normalize: bool,
+    pub normalize: Normalize,
     /// CIFAR: `None` reads the binary version when its folder is there, else python.
     pub format: Option<Format>,
     /// CIFAR-100: the 20 coarse labels instead of the 100 fine ones.
@@ -37,7 +37,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             root: None,
-            normalize: true,
+            normalize: Normalize::Population,
             format: None,
             coarse: false,
             pad: 0,

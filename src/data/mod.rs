@@ -142,7 +142,15 @@ impl Dataset {
     pub fn train_batch(&self, index: &Tensor, augment_seed: Option<i64>) -> Split {
         let Split { mut x, y } = self.train_pixels(index);
         if let Some(seed) = augment_seed {
-            x = crate::rng::seeded(seed, || self.augmentation.apply(&x));
+            let noisy = crate::rng::seeded(seed, || self.augmentation.apply(&x));
+            x = match self.augmentation {
+                // Positions below the split's length are the points as they are.
+                Augmentation::Noise { original: true, .. } => {
+                    let clean = index.lt(self.len(Part::Train)).view([-1, 1]);
+                    x.where_self(&clean, &noisy)
+                }
+                _ => noisy,
+            };
         }
         Split {
             x: self.normalize_owned(x),

@@ -2,6 +2,7 @@
 //! the `Data` type.
 
 use super::cifar::Format;
+use super::images::Normalize;
 use super::load::{self, Options};
 use super::random_labels::{random_labels, RandomLabelOptions};
 use super::toy::{toy, ToyOptions};
@@ -9,6 +10,7 @@ use super::{Dataset, Inputs, Part};
 use crate::host::config::{Default as D, Key, Rule, Spec};
 use crate::host::error::{script_error, OrScript, ScriptResult};
 use crate::host::Session;
+use crate::results::Value;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::rc::Rc;
 
@@ -60,6 +62,12 @@ pub const TOY: Spec = Spec {
             default: D::Float(0.1),
             help: "std of the Gaussian noise added to each copy",
         },
+        Key {
+            name: "augment_original",
+            rule: Rule::Bool,
+            default: D::Bool(false),
+            help: "also keep each point as it is in an augmented epoch (the authors' toy code)",
+        },
     ],
 };
 
@@ -98,11 +106,22 @@ const ROOT: Key = Key {
     help: "folder to read from (default: $MINIMA_DATA/NAME, a system folder, ~/.cache/minima/data/NAME)",
 };
 
+/// `normalize`: true, false or "paper".
+fn normalize_value(v: &Dynamic) -> Result<Value, String> {
+    match (v.as_bool(), v.clone().into_string()) {
+        (Ok(b), _) => Ok(Value::Bool(b)),
+        (_, Ok(s)) if s == "paper" => Ok(Value::Str(s)),
+        _ => Err(format!(
+            "`normalize` must be true, false or \"paper\", found {v}"
+        )),
+    }
+}
+
 const NORMALIZE: Key = Key {
     name: "normalize",
-    rule: Rule::Bool,
+    rule: Rule::Custom(normalize_value),
     default: D::Bool(true),
-    help: "normalise inputs by the training split's per-channel mean and std",
+    help: "true: the training split's per-channel mean and population std; \"paper\": as the paper's code (CIFAR-10's published constants, elsewhere the mean of per-image stds); false: none",
 };
 
 const FORMAT: Key = Key {
@@ -190,7 +209,11 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
     let c = spec.read(map).or_script()?;
     let o = Options {
         root: map.contains_key("root").then(|| c.str("root").into()),
-        normalize: c.bool("normalize"),
+        normalize: match c.get("normalize") {
+            Value::Bool(false) => Normalize::None,
+            Value::Str(_) => Normalize::Paper,
+            _ => Normalize::Population,
+        },
         format: match c.str("format") {
             "binary" => Some(Format::Binary),
             "python" => Some(Format::Python),
@@ -232,6 +255,7 @@ pub fn toy_from_map(session: &Session, map: &Map) -> ScriptResult<Data> {
         seed: c.i64("seed"),
         augment_copies: c.i64("augment_copies"),
         augment_std: c.f64("augment_std"),
+        augment_original: c.bool("augment_original"),
     };
     Ok(Rc::new(toy(&o, session.device())))
 }

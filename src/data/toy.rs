@@ -13,6 +13,7 @@ pub struct ToyOptions {
     pub seed: i64,
     pub augment_copies: i64,
     pub augment_std: f64,
+    pub augment_original: bool,
 }
 
 impl Default for ToyOptions {
@@ -23,6 +24,7 @@ impl Default for ToyOptions {
             seed: 0,
             augment_copies: 2,
             augment_std: 0.1,
+            augment_original: false,
         }
     }
 }
@@ -61,6 +63,7 @@ pub fn toy(o: &ToyOptions, device: Device) -> Dataset {
         augmentation: Augmentation::Noise {
             copies: o.augment_copies,
             std: o.augment_std,
+            original: o.augment_original,
         },
         relabel: None,
         describe: vec![("data_seed".into(), Value::Int(o.seed))],

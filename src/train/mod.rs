@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod fingerprint;
+pub mod precision;
 pub mod progress;
 pub mod rhai;
 pub mod run;

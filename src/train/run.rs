@@ -243,7 +243,7 @@ pub fn train_step(
         let loss = cross_entropy(&logits, &b.y, Reduction::Mean);
         (logits, loss)
     });
-    loss.backward();
+    sgd.scale_loss(&loss).backward();
     sgd.step(params);
     totals.add(&logits, &b.y, &loss);
 }
@@ -354,6 +354,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
                 )
             }
         };
+    sgd.scaler = settings.scaler();
     let mut params = model.parameters();
     let save = |model: &Model,
                 sgd: &Sgd,

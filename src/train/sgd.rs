@@ -11,8 +11,12 @@
 //! p ← p − lr · g
 //! ```
 //!
-//! The momentum buffers are plain tensors so they can be checkpointed.
+//! The momentum buffers are plain tensors so they can be checkpointed. With a
+//! gradient scaler (`precision: "fp16"`) the loss is scaled before backward and
+//! each step first unscales the gradients, skipped when one is not finite, as
+//! `torch.amp.GradScaler.step` does.
 
+use super::precision::GradScaler;
 use anyhow::{bail, Result};
 use tch::Tensor;
 
@@ -29,6 +33,7 @@ pub struct SgdOptions {
 pub struct Sgd {
     pub options: SgdOptions,
     buffers: Vec<Option<Tensor>>,
+    pub scaler: Option<GradScaler>,
 }
 
 impl Sgd {
@@ -40,7 +45,16 @@ impl Sgd {
         Ok(Sgd {
             options,
             buffers: (0..num_params).map(|_| None).collect(),
+            scaler: None,
         })
+    }
+
+    /// The loss to backpropagate: scaled when a gradient scaler is on.
+    pub fn scale_loss(&self, loss: &Tensor) -> Tensor {
+        match &self.scaler {
+            Some(s) => s.scale_loss(loss),
+            None => loss.shallow_clone(),
+        }
     }
 
     /// The momentum buffers, `None` where a parameter has had no step yet.
@@ -67,8 +81,16 @@ impl Sgd {
         }
     }
 
-    /// One update of every parameter that has a gradient.
+    /// One update of every parameter that has a gradient (none when a scaler
+    /// finds an inf or NaN among them).
     pub fn step(&mut self, params: &[Tensor]) {
+        if let Some(scaler) = &mut self.scaler {
+            let finite = tch::no_grad(|| scaler.unscale(params));
+            scaler.update(finite);
+            if !finite {
+                return;
+            }
+        }
         let SgdOptions {
             lr,
             momentum,
@@ -205,5 +227,36 @@ mod tests {
             nesterov: true,
         };
         assert!(Sgd::new(o, 1).is_err());
+    }
+    #[test]
+    fn a_scaled_step_equals_the_plain_one_and_an_overflow_skips_it() {
+        let o = SgdOptions {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 0.01,
+            nesterov: false,
+        };
+        let loss = |p: &Tensor| (p * p * Tensor::from_slice(&[1.5f64, -0.5])).sum(Kind::Double);
+        let (mut plain, mut scaled) = (Sgd::new(o, 1).unwrap(), Sgd::new(o, 1).unwrap());
+        scaled.scaler = Some(GradScaler::default());
+        let mut p = param(&[0.3, -2.0]);
+        let mut q = param(&[0.3, -2.0]);
+        for _ in 0..3 {
+            Sgd::zero_grad(std::slice::from_mut(&mut p));
+            plain.scale_loss(&loss(&p)).backward();
+            plain.step(std::slice::from_ref(&p));
+            Sgd::zero_grad(std::slice::from_mut(&mut q));
+            scaled.scale_loss(&loss(&q)).backward();
+            scaled.step(std::slice::from_ref(&q));
+        }
+        assert!(p.allclose(&q, 1e-12, 1e-12, false), "{p:?} vs {q:?}");
+        // An infinite loss gives infinite gradients: no update, the scale halves.
+        let before = q.detach().copy();
+        Sgd::zero_grad(std::slice::from_mut(&mut q));
+        scaled.scale_loss(&(loss(&q) * f64::INFINITY)).backward();
+        scaled.step(std::slice::from_ref(&q));
+        assert!(q.equal(&before));
+        assert_eq!(scaled.scaler.as_ref().unwrap().scale, 32768.0);
     }
 }
