@@ -23,7 +23,9 @@ fn bools(df: &DataFrame, name: &str) -> Vec<bool> {
 
 /// Summary rows of one (heuristic, init, seed) with a test accuracy.
 fn row(heuristic: &str, init: &str, seed: i64, test_acc: f64) -> String {
-    format!(r#"#{{ heuristic: "{heuristic}", init: "{init}", seed: {seed}, test_acc: {test_acc}, train_acc: 1.0 }}"#)
+    format!(
+        r#"#{{ heuristic: "{heuristic}", init: "{init}", seed: {seed}, test_acc: {test_acc}, train_acc: 1.0 }}"#
+    )
 }
 
 #[test]
@@ -54,7 +56,10 @@ fn a_claim_holds_only_if_it_holds_on_every_seed() {
     run_text(dir.path(), &script).unwrap();
     let c = claims(dir.path());
     let names: Vec<&str> = c.get_column_names().iter().map(|n| n.as_str()).collect();
-    assert_eq!(names[..5], ["figure", "claim", "paper", "measured", "holds"]);
+    assert_eq!(
+        names[..5],
+        ["figure", "claim", "paper", "measured", "holds"]
+    );
     assert_eq!(bools(&c, "holds"), [false, true]);
     assert_eq!(ints(&c, "seeds_holding"), [2, 3]);
     assert_eq!(ints(&c, "seeds"), [3, 3]);
@@ -132,9 +137,8 @@ fn a_claim_with_nothing_to_measure_does_not_hold() {
         row("sota", "random", 1, 0.80),
     ]
     .join(", ");
-    let script = format!(
-        r#"import "claims" as claims; claims::verdict(claims::figure3(frame([{rows}])));"#
-    );
+    let script =
+        format!(r#"import "claims" as claims; claims::verdict(claims::figure3(frame([{rows}])));"#);
     run_text(dir.path(), &script).unwrap();
     let c = claims(dir.path());
     assert_eq!(bools(&c, "holds"), [false, false]);

@@ -1,7 +1,7 @@
 //! The paper's scripts run end to end and show the paper's effect.
 
 mod common;
-use common::{floats, formats, minima, minima_env, text};
+use common::{floats, formats, ints, minima, minima_env, text};
 use polars::prelude::*;
 use std::path::Path;
 
@@ -16,11 +16,15 @@ fn column_f64(df: &DataFrame, name: &str) -> Vec<f64> {
 fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/paper/fig1_toy.rhai");
-    let out = minima(&["run", script, "--out", "fig1", "-q"], dir.path());
+    // One seed keeps the suite short; the default's three differ only in seed.
+    let out = minima(
+        &["run", script, "--out", "fig1", "-q", "--set", "seeds=1"],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("setting  labels  epochs  train_acc"),
+        stdout.contains("seed  setting  labels  epochs  train_acc"),
         "{stdout}"
     );
     let png = std::fs::read(dir.path().join("fig1/fig1.png")).unwrap();
@@ -61,6 +65,26 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
     let history =
         minima::results::frame::read_parquet(&dir.path().join("fig1/history.parquet")).unwrap();
     assert_eq!(history.column("run").unwrap().n_unique().unwrap(), 4);
+
+    // The claims table measures what the summary holds: (b)'s train accuracy in
+    // percent, and the larger of (c)'s min boundary distance over (a)'s and (d)'s.
+    let claims =
+        minima::results::frame::read_parquet(&dir.path().join("fig1/claims.parquet")).unwrap();
+    let mean = column_f64(&claims, "mean");
+    assert_eq!(mean.len(), 2);
+    assert!((mean[0] - 100.0 * train[1]).abs() < 1e-9, "{mean:?}");
+    let ratio = (margin[2] / margin[0]).max(margin[2] / margin[3]);
+    assert!((mean[1] - ratio).abs() < 1e-9, "{mean:?} vs {ratio}");
+    let holds: Vec<bool> = claims
+        .column("holds")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .iter()
+        .map(|h| h.unwrap())
+        .collect();
+    assert_eq!(holds, [train[1] == 1.0, ratio <= 0.5]);
+    assert!(stdout.contains("claims hold"), "{stdout}");
 }
 
 /// Runs `scripts/paper/NAME.rhai` at a tiny scale on a generated 48-image
@@ -99,16 +123,23 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
         "{name}: {}\n{stdout}",
         text(&out.stderr)
     );
+    // Every paper script ends with its claims table: printed, and the same rows
+    // in claims.parquet.
+    let claims = read(&dir.join("out"), "claims");
+    let holding = claims
+        .column("holds")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .iter()
+        .filter(|&h| h == Some(true))
+        .count();
+    let line = format!("{holding} of {} claims hold", claims.height());
+    assert!(
+        claims.height() > 0 && stdout.contains(&line),
+        "{name}: {line}\n{stdout}"
+    );
     (dir.join("out"), stdout)
-}
-
-fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
-    df.column(name)
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect()
 }
 
 fn read(folder: &Path, table: &str) -> DataFrame {
@@ -204,6 +235,39 @@ fn headline_prints_both_gaps_from_two_seeds() {
     for (n, e) in numbers.iter().zip(expected) {
         assert!((n - e).abs() < 0.006, "{line} vs {expected:?}");
     }
+
+    // The claims table: per-seed vanilla and SOTA gaps, min and max over the two
+    // seeds, computed here from the summary.
+    let gap = |heuristic: &str, seed: i64| {
+        let (h, i) = (strings(&summary, "heuristic"), strings(&summary, "init"));
+        let acc = column_f64(&summary, "test_acc");
+        let at = |init: &str| {
+            (0..acc.len())
+                .find(|&k| h[k] == heuristic && i[k] == init && seeds[k] == seed)
+                .map(|k| acc[k])
+                .unwrap()
+        };
+        100.0 * (at("random") - at("adversarial"))
+    };
+    let claims = read(&out, "claims");
+    let (lo, hi) = (column_f64(&claims, "min"), column_f64(&claims, "max"));
+    for (row, heuristic) in ["vanilla", "sota"].iter().enumerate() {
+        let g = [gap(heuristic, 0), gap(heuristic, 1)];
+        assert!(
+            (lo[row] - g[0].min(g[1])).abs() < 1e-9,
+            "{heuristic}: {lo:?} vs {g:?}"
+        );
+        assert!(
+            (hi[row] - g[0].max(g[1])).abs() < 1e-9,
+            "{heuristic}: {hi:?} vs {g:?}"
+        );
+    }
+    // `minima report` shows the claims first.
+    let done = minima(&["report", out.to_str().unwrap()], dir.path());
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    let first = md.find("\n## ").map(|i| &md[i + 1..]).unwrap_or_default();
+    assert!(first.starts_with("## The paper's claims"), "{md}");
 
     // The CPU-scale protocol: Algorithm 1 and vanilla SGD at constant lr 0.1 (the
     // vanilla runs until 100% train accuracy); SOTA (momentum 0.9, L2 5e-4,

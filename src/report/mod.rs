@@ -72,7 +72,9 @@ fn load(results: &Path) -> Result<Tables> {
         }
     };
     // Only the paper scripts write a claims table: its absence is no reason to list.
-    let claims = read_results(results, "claims").ok().filter(|df| df.height() > 0);
+    let claims = read_results(results, "claims")
+        .ok()
+        .filter(|df| df.height() > 0);
     let tables = Tables {
         claims,
         summary: read("summary"),
@@ -112,8 +114,11 @@ pub fn write(results: &Path, out: Option<&Path>) -> Result<Written> {
 
     let mut figs = figures::Figures::new(&out);
     let mut pictures = Vec::new();
-    let parts = vec![
-        tables::claims(t.claims.as_ref())?,
+    let mut parts = Vec::new();
+    if let Some(claims) = &t.claims {
+        parts.push(tables::claims(claims)?);
+    }
+    parts.extend([
         match &t.summary {
             Some(s) => tables::final_accuracy(s)?,
             None => Part::Missing("Final accuracies: no summary table".into()),
@@ -125,7 +130,7 @@ pub fn write(results: &Path, out: Option<&Path>) -> Result<Written> {
         tables::table2(train_summary.as_ref())?,
         figs.norms(norms.as_ref(), train_history.as_ref())?,
         figs.fgsm(fgsm.as_ref())?,
-    ];
+    ]);
 
     let runs = t.summary.as_ref().map_or(0, DataFrame::height);
     let mut md = format!(

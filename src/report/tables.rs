@@ -345,12 +345,7 @@ mod tests {
 
 /// The claims ledger a paper script wrote (stdlib/claims.rhai): one row per claim,
 /// holding or not, with the paper's value and the measured mean [min, max] over seeds.
-pub fn claims(df: Option<&DataFrame>) -> Result<Part> {
-    let Some(df) = df else {
-        return Ok(Part::Missing(
-            "Claims: no claims.parquet (written by the scripts in scripts/paper/)".into(),
-        ));
-    };
+pub fn claims(df: &DataFrame) -> Result<Part> {
     let folder = match df.column("folder") {
         Ok(_) => Some(texts(df, "folder")?),
         Err(_) => None,
@@ -366,7 +361,17 @@ pub fn claims(df: Option<&DataFrame>) -> Result<Part> {
     if folder.is_some() {
         header.push("run folder".into());
     }
-    header.extend(["verdict", "figure", "claim", "paper", "measured", "seeds holding"].map(String::from));
+    header.extend(
+        [
+            "verdict",
+            "figure",
+            "claim",
+            "paper",
+            "measured",
+            "seeds holding",
+        ]
+        .map(String::from),
+    );
     let mut rows = Vec::with_capacity(df.height());
     let mut failing = 0;
     for i in 0..df.height() {
