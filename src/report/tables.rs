@@ -323,26 +323,6 @@ pub fn table2(train_runs: Option<&DataFrame>) -> Result<Part> {
     )))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stats_use_the_sample_std() {
-        let (m, sd, n) = stats([Some(1.0), None, Some(3.0)].into_iter()).unwrap();
-        assert_eq!((m, n), (2.0, 2));
-        assert!((sd - 2f64.sqrt()).abs() < 1e-12);
-        assert_eq!(percent(Some((0.5, 0.01, 3))), "50.00 ± 1.00");
-        assert_eq!(percent(Some((0.5, 0.0, 1))), "50.00");
-    }
-
-    #[test]
-    fn markdown_escapes_pipes() {
-        let t = markdown(&["a".into()], &[vec!["x|y".into()]]);
-        assert_eq!(t, "| a |\n|---|\n| x\\|y |\n");
-    }
-}
-
 /// The claims ledger a paper script wrote (stdlib/claims.rhai): one row per claim,
 /// holding or not, with the paper's value and the measured mean [min, max] over seeds.
 pub fn claims(df: &DataFrame) -> Result<Part> {
@@ -395,4 +375,24 @@ pub fn claims(df: &DataFrame) -> Result<Part> {
         df.height(),
         markdown(&header, &rows)
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_use_the_sample_std() {
+        let (m, sd, n) = stats([Some(1.0), None, Some(3.0)].into_iter()).unwrap();
+        assert_eq!((m, n), (2.0, 2));
+        assert!((sd - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(percent(Some((0.5, 0.01, 3))), "50.00 ± 1.00");
+        assert_eq!(percent(Some((0.5, 0.0, 1))), "50.00");
+    }
+
+    #[test]
+    fn markdown_escapes_pipes() {
+        let t = markdown(&["a".into()], &[vec!["x|y".into()]]);
+        assert_eq!(t, "| a |\n|---|\n| x\\|y |\n");
+    }
 }
