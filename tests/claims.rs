@@ -3,22 +3,12 @@
 //! over seeds, and claims.parquet holds the same rows as the printed table.
 
 mod common;
-use common::{floats, ints, run_text, strs};
+use common::{bools, floats, ints, run_text, strs};
 use polars::prelude::*;
 use std::path::Path;
 
 fn claims(dir: &Path) -> DataFrame {
     minima::results::frame::read_parquet(&dir.join("claims.parquet")).unwrap()
-}
-
-fn bools(df: &DataFrame, name: &str) -> Vec<bool> {
-    df.column(name)
-        .unwrap()
-        .bool()
-        .unwrap()
-        .iter()
-        .map(|b| b.unwrap())
-        .collect()
 }
 
 /// Summary rows of one (heuristic, init, seed) with a test accuracy.

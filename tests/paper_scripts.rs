@@ -1,7 +1,7 @@
 //! The paper's scripts run end to end and show the paper's effect.
 
 mod common;
-use common::{floats, formats, ints, minima, minima_env, text};
+use common::{bools, floats, formats, ints, minima, minima_env, text};
 use polars::prelude::*;
 use std::path::Path;
 
@@ -75,14 +75,7 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
     assert!((mean[0] - 100.0 * train[1]).abs() < 1e-9, "{mean:?}");
     let ratio = (margin[2] / margin[0]).max(margin[2] / margin[3]);
     assert!((mean[1] - ratio).abs() < 1e-9, "{mean:?} vs {ratio}");
-    let holds: Vec<bool> = claims
-        .column("holds")
-        .unwrap()
-        .bool()
-        .unwrap()
-        .iter()
-        .map(|h| h.unwrap())
-        .collect();
+    let holds = bools(&claims, "holds");
     assert_eq!(holds, [train[1] == 1.0, ratio <= 0.5]);
     assert!(stdout.contains("claims hold"), "{stdout}");
 }
@@ -126,14 +119,7 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
     // Every paper script ends with its claims table: printed, and the same rows
     // in claims.parquet.
     let claims = read(&dir.join("out"), "claims");
-    let holding = claims
-        .column("holds")
-        .unwrap()
-        .bool()
-        .unwrap()
-        .iter()
-        .filter(|&h| h == Some(true))
-        .count();
+    let holding = bools(&claims, "holds").into_iter().filter(|&h| h).count();
     let line = format!("{holding} of {} claims hold", claims.height());
     assert!(
         claims.height() > 0 && stdout.contains(&line),

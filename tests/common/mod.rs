@@ -96,3 +96,14 @@ pub fn strs(df: &polars::prelude::DataFrame, name: &str) -> Vec<String> {
         .map(|v| v.unwrap_or_else(|| panic!("null in {name}")).to_string())
         .collect()
 }
+
+/// A boolean column of a results frame without nulls.
+pub fn bools(df: &polars::prelude::DataFrame, name: &str) -> Vec<bool> {
+    df.column(name)
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .bool()
+        .unwrap_or_else(|e| panic!("column {name}: {e}"))
+        .iter()
+        .map(|v| v.unwrap_or_else(|| panic!("null in {name}")))
+        .collect()
+}
