@@ -12,6 +12,7 @@
 use minima::data::{Dataset, Inputs, Part};
 use minima::metrics::evaluate::evaluate;
 use minima::models::{Model, ModelSpec};
+use minima::train::dense::Dense;
 use minima::train::run::{train_step, Batch, BatchTotals};
 use minima::train::sgd::{Sgd, SgdOptions};
 use std::path::{Path, PathBuf};
@@ -116,6 +117,8 @@ pub fn check(
         let mut params = model.parameters();
         let mut sgd = Sgd::new(SGD, params.len()).map_err(|e| e.to_string())?;
         let mut totals = BatchTotals::new(Device::Cpu);
+        // The mlp trains through the dense engine, as `train` does.
+        let mut dense = Dense::for_model(&model);
         let mut start = 0;
         while start < n {
             let len = BATCH.min(n - start);
@@ -124,7 +127,15 @@ pub fn check(
                 augment_seed: None,
                 autocast: false,
             };
-            train_step(&model, &mut params, &mut sgd, &small, batch, &mut totals);
+            train_step(
+                &model,
+                &mut params,
+                &mut sgd,
+                &small,
+                batch,
+                &mut totals,
+                dense.as_mut(),
+            );
             start += len;
         }
         // Mean over steps of the per-step mean loss (equal batches when n is a multiple).

@@ -27,6 +27,7 @@ use minima::data::{
 };
 use minima::metrics::evaluate::evaluate;
 use minima::models::{Arch, Model, ModelSpec};
+use minima::train::dense::Dense;
 use minima::train::run::{train_step, Batch, BatchTotals};
 use minima::train::sgd::{Sgd, SgdOptions};
 use serde_json::{json, Value};
@@ -306,6 +307,8 @@ struct State {
     vanilla: Sgd,
     sota: Sgd,
     autocast: bool,
+    /// The mlp's dense engine, as `train` uses it (none under autocast).
+    dense: Option<Dense>,
 }
 
 impl State {
@@ -358,6 +361,9 @@ impl State {
             vanilla: sgd(0.0, 0.0),
             sota: sgd(0.9, 5e-4),
             autocast: cmd["autocast"] == true,
+            dense: (cmd["autocast"] != true)
+                .then(|| Dense::for_model(&model))
+                .flatten(),
             model,
             params,
             data,
@@ -392,6 +398,7 @@ impl State {
                 &self.data,
                 batch,
                 &mut totals,
+                self.dense.as_mut(),
             );
             self.cursor += len;
             self.step += 1;
@@ -433,7 +440,12 @@ impl State {
             describe: Vec::new(),
         };
         let start = Instant::now();
-        evaluate(&self.model, &view, Part::Test);
+        // The mlp evaluates through its dense engine, as `train` does (which keeps
+        // the split materialised across epochs: `images` is the same every round).
+        match self.dense.as_mut() {
+            Some(d) => d.evaluate(&self.model, &view, Part::Test),
+            None => evaluate(&self.model, &view, Part::Test),
+        };
         json!({ "seconds": start.elapsed().as_secs_f64(), "images": images })
     }
 }

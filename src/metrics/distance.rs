@@ -37,7 +37,43 @@ pub fn absolute(w1: &[Tensor], w2: &[Tensor]) -> f64 {
 
 /// d(W1, W2) = ‖W1 − W2‖_F / ‖W2‖_F.
 pub fn relative(w1: &[Tensor], w2: &[Tensor]) -> f64 {
-    absolute(w1, w2) / norm(w2)
+    match (host(w1), host(w2)) {
+        (Some(a), Some(b)) if a.len() == b.len() => relative_host(&a, &b),
+        _ => absolute(w1, w2) / norm(w2),
+    }
+}
+
+/// Small CPU float32 weights as slices: for them the dozens of libtorch calls of
+/// the tensor path cost more than the arithmetic (the per-epoch
+/// `distance_from_init` of a small net).
+fn host(ts: &[Tensor]) -> Option<Vec<&[f32]>> {
+    const MAX_VALUES: usize = 1 << 20;
+    let mut total = 0;
+    ts.iter()
+        .map(|t| {
+            total += t.numel();
+            let ok = crate::train::dense::is_host_float(t) && total <= MAX_VALUES;
+            // Safety: checked to be a contiguous CPU float tensor, only read here
+            // while the caller holds the tensors.
+            ok.then(|| unsafe { crate::train::dense::floats(t) })
+        })
+        .collect()
+}
+
+/// `relative` on slices, with the tensor path's arithmetic: each difference in
+/// float32, squares and sums in float64.
+fn relative_host(w1: &[&[f32]], w2: &[&[f32]]) -> f64 {
+    let (mut diff, mut base) = (0.0f64, 0.0f64);
+    for (a, b) in w1.iter().zip(w2) {
+        if a.len() != b.len() {
+            return f64::NAN;
+        }
+        for (&x, &y) in a.iter().zip(b.iter()) {
+            diff += f64::from(x - y).powi(2);
+            base += f64::from(y).powi(2);
+        }
+    }
+    diff.sqrt() / base.sqrt()
 }
 
 /// The tensors W of a model: trainable parameters, plus the floating-point

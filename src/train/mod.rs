@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod dense;
 pub mod fingerprint;
 pub mod precision;
 pub mod progress;

@@ -2,6 +2,7 @@
 
 use super::checkpoint;
 use super::config::Settings;
+use super::dense::{Dense, Tally};
 use super::progress::Progress;
 use super::sgd::Sgd;
 use crate::data::{Dataset, Part};
@@ -180,10 +181,12 @@ pub struct TrainRequest<'a> {
 /// Seconds between checkpoints when `checkpoint_every` is not set.
 const CHECKPOINT_SECONDS: f64 = 60.0;
 
-/// Sums over one epoch's batches, kept on the device and read once.
+/// Sums over one epoch's batches, kept on the device and read once; the dense
+/// engine's steps add theirs on the host.
 pub struct BatchTotals {
     loss: Tensor,
     correct: Tensor,
+    host: Tally,
 }
 
 impl BatchTotals {
@@ -191,7 +194,18 @@ impl BatchTotals {
         BatchTotals {
             loss: Tensor::zeros([], (Kind::Double, device)),
             correct: Tensor::zeros([], (Kind::Int64, device)),
+            host: Tally::default(),
         }
+    }
+
+    /// The sums as two tensors (what a checkpoint keeps), host sums included.
+    fn tensors(&mut self) -> (&Tensor, &Tensor) {
+        let host = std::mem::take(&mut self.host);
+        if host != Tally::default() {
+            self.loss += host.loss;
+            self.correct += host.correct;
+        }
+        (&self.loss, &self.correct)
     }
 
     fn add(&mut self, logits: &Tensor, labels: &Tensor, loss: &Tensor) {
@@ -204,7 +218,8 @@ impl BatchTotals {
             .sum(Kind::Int64);
     }
 
-    pub fn read(self, n: i64) -> Score {
+    pub fn read(mut self, n: i64) -> Score {
+        self.tensors();
         let both = Tensor::stack(&[self.loss, self.correct.to_kind(Kind::Double)], 0)
             .to_device(tch::Device::Cpu);
         let v: Vec<f64> = Vec::try_from(both).unwrap_or_else(|_| vec![f64::NAN, f64::NAN]);
@@ -227,6 +242,7 @@ pub struct Batch<'a> {
 /// One SGD step, exactly as `train` takes it: the batch (augmented, normalised),
 /// forward in train mode, mean cross-entropy, backward, update; loss and
 /// correct count added to `totals` on the device, with no host synchronisation.
+/// With `dense` (an mlp on the CPU, train/dense.rs) the same step in plain Rust.
 /// Public so the benchmark against PyTorch (benches/compare.rs) times this path.
 pub fn train_step(
     model: &Model,
@@ -235,8 +251,13 @@ pub fn train_step(
     data: &Dataset,
     batch: Batch,
     totals: &mut BatchTotals,
+    dense: Option<&mut Dense>,
 ) {
     let b = data.train_batch(batch.index, batch.augment_seed);
+    if let Some(tally) = dense.and_then(|d| d.step_on(params, sgd, &b)) {
+        totals.host += tally;
+        return;
+    }
     Sgd::zero_grad(params);
     let (logits, loss) = tch::autocast(batch.autocast, || {
         let logits = model.forward_t(&b.x, true);
@@ -246,6 +267,14 @@ pub fn train_step(
     sgd.scale_loss(&loss).backward();
     sgd.step(params);
     totals.add(&logits, &b.y, &loss);
+}
+
+/// `evaluate`, through the dense engine when the run has one.
+fn score(dense: &mut Option<Dense>, model: &Model, data: &Dataset, part: Part) -> Score {
+    match dense {
+        Some(d) => d.evaluate(model, data, part),
+        None => evaluate(model, data, part),
+    }
 }
 
 /// Trains a copy of `init` on `data`; `init` itself is left unchanged.
@@ -327,6 +356,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
                 let totals = BatchTotals {
                     loss: state.totals.0,
                     correct: state.totals.1,
+                    host: Tally::default(),
                 };
                 (
                     state.model,
@@ -356,9 +386,15 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         };
     sgd.scaler = settings.scaler();
     let mut params = model.parameters();
+    let mut dense = if autocast || sgd.scaler.is_some() {
+        None
+    } else {
+        Dense::for_model(&model)
+    };
+
     let save = |model: &Model,
                 sgd: &Sgd,
-                totals: &BatchTotals,
+                totals: &mut BatchTotals,
                 history: &[Epoch],
                 at: (i64, i64),
                 spent: (f64, f64),
@@ -377,13 +413,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             epoch_elapsed_s: spent.1,
             momentum: sgd.buffers().iter().map(Option::is_some).collect(),
         };
-        checkpoint::save(
-            path,
-            model,
-            sgd.buffers(),
-            (&totals.loss, &totals.correct),
-            &progress,
-        )
+        checkpoint::save(path, model, sgd.buffers(), totals.tensors(), &progress)
     };
 
     let mut progress = Progress::new(format!("run {index} ({kind})"), limit, quiet);
@@ -415,7 +445,15 @@ pub fn train(req: TrainRequest) -> Result<Run> {
                     started.elapsed().as_secs_f64(),
                     epoch_start.elapsed().as_secs_f64(),
                 );
-                save(&model, &sgd, &totals, &history, (epoch, step), spent, None)?;
+                save(
+                    &model,
+                    &sgd,
+                    &mut totals,
+                    &history,
+                    (epoch, step),
+                    spent,
+                    None,
+                )?;
                 interrupt::check()?;
             }
             let len = batch.min(n - start);
@@ -425,7 +463,22 @@ pub fn train(req: TrainRequest) -> Result<Run> {
                 augment_seed,
                 autocast,
             };
-            train_step(&model, &mut params, &mut sgd, data, batch, &mut totals);
+            let host = match (dense.as_mut(), augment_seed) {
+                (Some(d), None) => d.step_rows(&params, &mut sgd, data, &order, start, len),
+                _ => None,
+            };
+            match host {
+                Some(tally) => totals.host += tally,
+                None => train_step(
+                    &model,
+                    &mut params,
+                    &mut sgd,
+                    data,
+                    batch,
+                    &mut totals,
+                    dense.as_mut(),
+                ),
+            }
             start += len;
             step += 1;
         }
@@ -433,11 +486,11 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         let epoch_time = epoch_start.elapsed().as_secs_f64();
         let check_due = target.is_some() && epoch % check_every == 0;
         let eval_due = epoch % eval_every == 0 || epoch == limit || !batch_score.loss.is_finite();
-        let train = (eval_due || check_due).then(|| evaluate(&model, data, Part::Train));
+        let train = (eval_due || check_due).then(|| score(&mut dense, &model, data, Part::Train));
         let reached = check_due && target.zip(train).is_some_and(|(t, score)| score.acc >= t);
         // Checking the target needs the train split only; the test split is
         // evaluated on evaluation epochs and at the end, where the run stops.
-        let test = (eval_due || reached).then(|| evaluate(&model, data, Part::Test));
+        let test = (eval_due || reached).then(|| score(&mut dense, &model, data, Part::Test));
         history.push(Epoch {
             epoch,
             lr,
@@ -482,7 +535,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             save(
                 &model,
                 &sgd,
-                &totals,
+                &mut totals,
                 &history,
                 (epoch + 1, 0),
                 (started.elapsed().as_secs_f64(), 0.0),
@@ -495,7 +548,7 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     save(
         &model,
         &sgd,
-        &totals,
+        &mut totals,
         &history,
         (last + 1, 0),
         (started.elapsed().as_secs_f64(), 0.0),

@@ -129,6 +129,47 @@ impl Sgd {
             }
         });
     }
+
+    /// The same update for contiguous CPU float32 parameters whose gradients the
+    /// dense engine (train/dense.rs) holds on the host, element by element in the
+    /// order of the tensor operations above; `grads` is used as scratch. Momentum
+    /// buffers stay tensors, so checkpoints are the same either way.
+    pub fn step_host(&mut self, params: &[Tensor], grads: &mut [Vec<f32>]) {
+        let o = self.options;
+        let (lr, momentum, wd) = (o.lr as f32, o.momentum as f32, o.weight_decay as f32);
+        let keep = (1.0 - o.dampening) as f32;
+        for ((p, g), buffer) in params.iter().zip(grads).zip(self.buffers.iter_mut()) {
+            // Safety: the dense engine only runs on contiguous CPU float tensors,
+            // and no other slice of this parameter lives during the update.
+            let values = unsafe { super::dense::floats_mut(p) };
+            if wd != 0.0 {
+                g.iter_mut().zip(&*values).for_each(|(g, p)| *g += p * wd);
+            }
+            if momentum != 0.0 {
+                match buffer {
+                    Some(b) => {
+                        if !super::dense::is_host_float(b) {
+                            *b = b.to_kind(tch::Kind::Float).contiguous();
+                        }
+                        // Safety: made a contiguous CPU float tensor just above (the
+                        // model, and so the checkpoint it came from, is on the CPU).
+                        let b = unsafe { super::dense::floats_mut(b) };
+                        for (b, g) in b.iter_mut().zip(g.iter_mut()) {
+                            *b = *b * momentum + *g * keep;
+                            *g = if o.nesterov { *g + *b * momentum } else { *b };
+                        }
+                    }
+                    None => {
+                        *buffer = Some(Tensor::from_slice(g.as_slice()).view(p.size().as_slice()));
+                        if o.nesterov {
+                            g.iter_mut().for_each(|g| *g += *g * momentum);
+                        }
+                    }
+                }
+            }
+            values.iter_mut().zip(&*g).for_each(|(p, d)| *p -= d * lr);
+        }
+    }
 }
 
 #[cfg(test)]
