@@ -118,7 +118,7 @@ fn read_files(files: &[(PathBuf, PathBuf)]) -> Result<DataFrame> {
         }
         frames.push(df);
     }
-    unify_null_columns(&mut frames)?;
+    unify_types(&mut frames)?;
     let df = match frames.as_slice() {
         [one] => one.clone(),
         _ => polars::functions::concat_df_diagonal(&frames)?,
@@ -156,30 +156,36 @@ fn nulls_as_text(mut df: DataFrame) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// A column with no values is written as text; where another file holds values
-/// of that column, cast it to their type so the files stack.
-fn unify_null_columns(frames: &mut [DataFrame]) -> Result<()> {
+/// Gives each column one type in every file so the files stack, by the rules of
+/// a whole table (`results::frame`): a column's files without values take the
+/// type of those with values; ints and floats make float; any other mix text.
+fn unify_types(frames: &mut [DataFrame]) -> Result<()> {
     let mut types: std::collections::HashMap<String, DataType> = Default::default();
     for df in frames.iter() {
         for c in df.columns() {
-            if c.null_count() < c.len() {
-                types
-                    .entry(c.name().to_string())
-                    .or_insert_with(|| c.dtype().clone());
+            if c.null_count() == c.len() {
+                continue;
             }
+            let to = match types.get(c.name().as_str()) {
+                None => c.dtype().clone(),
+                Some(t) if t == c.dtype() => continue,
+                Some(t) if t.is_integer() && c.dtype().is_float() => c.dtype().clone(),
+                Some(t) if t.is_float() && c.dtype().is_integer() => continue,
+                Some(_) => DataType::String,
+            };
+            types.insert(c.name().to_string(), to);
         }
     }
     for df in frames.iter_mut() {
-        let empty: Vec<(String, DataType)> = df
+        let differ: Vec<(String, DataType)> = df
             .columns()
             .iter()
-            .filter(|c| !c.is_empty() && c.null_count() == c.len())
             .filter_map(|c| {
                 let to = types.get(c.name().as_str())?;
                 (to != c.dtype()).then(|| (c.name().to_string(), to.clone()))
             })
             .collect();
-        for (name, to) in empty {
+        for (name, to) in differ {
             let cast = df.column(&name)?.cast(&to)?;
             df.with_column(cast)?;
         }
