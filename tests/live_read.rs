@@ -82,7 +82,9 @@ fn check_read_results(out: &Path) -> Result<usize, String> {
         .collect();
     let m = epochs.iter().map(|e| e.0 + 1).max().unwrap_or(0);
     if m < k {
-        return Err(format!("history has {m} runs, the summary read before it {k}"));
+        return Err(format!(
+            "history has {m} runs, the summary read before it {k}"
+        ));
     }
     for run in 0..m {
         let seen: Vec<i64> = epochs.iter().filter(|e| e.0 == run).map(|e| e.1).collect();
@@ -119,7 +121,10 @@ fn every_documented_read_of_a_live_folder_succeeds_and_sees_whole_runs() {
     loop {
         let ended = run.try_wait().unwrap().is_some();
         // Nothing is documented to read before the first run is recorded.
-        if !minima::results::parts::list(&out, "summary").unwrap().is_empty() {
+        if !minima::results::parts::list(&out, "summary")
+            .unwrap()
+            .is_empty()
+        {
             polls += 1;
             match check_read_results(&out) {
                 Ok(k) if k > 0 && (k as i64) < RUNS => live_polls += 1,
@@ -130,19 +135,42 @@ fn every_documented_read_of_a_live_folder_succeeds_and_sees_whole_runs() {
         if ended {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(240), "the script ran over 240 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "the script ran over 240 s"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let ran = run.wait_with_output().unwrap();
     assert!(ran.status.success(), "{}", common::text(&ran.stderr));
     let read = reader.wait_with_output().unwrap();
-    assert!(read.status.success(), "live_reader.py: {}", common::text(&read.stderr));
-    assert!(failures.is_empty(), "read_results failed {} of {polls} times: {:?}", failures.len(), &failures[..failures.len().min(5)]);
-    assert_eq!(check_read_results(&out), Ok(RUNS as usize), "the finished folder");
-    assert!(live_polls >= 3, "read_results read the folder while it grew {live_polls} times");
+    assert!(
+        read.status.success(),
+        "live_reader.py: {}",
+        common::text(&read.stderr)
+    );
+    assert!(
+        failures.is_empty(),
+        "read_results failed {} of {polls} times: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(
+        check_read_results(&out),
+        Ok(RUNS as usize),
+        "the finished folder"
+    );
+    assert!(
+        live_polls >= 3,
+        "read_results read the folder while it grew {live_polls} times"
+    );
 
-    let report: serde_json::Value = serde_json::from_slice(&read.stdout)
-        .unwrap_or_else(|e| panic!("live_reader.py printed no report ({e}): {}", common::text(&read.stdout)));
+    let report: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap_or_else(|e| {
+        panic!(
+            "live_reader.py printed no report ({e}): {}",
+            common::text(&read.stdout)
+        )
+    });
     assert_eq!(report["failures"], serde_json::json!([]), "{report}");
     assert_eq!(report["status"], "completed");
     let prefixes = report["prefixes"].as_array().unwrap();
@@ -155,7 +183,10 @@ fn every_documented_read_of_a_live_folder_succeeds_and_sees_whole_runs() {
             .iter()
             .filter(|p| p[0] == method && p[1].as_i64().is_some_and(|k| k > 0 && k < RUNS))
             .count();
-        assert!(live >= 3, "{method}: {live} reads while the script recorded: {report}");
+        assert!(
+            live >= 3,
+            "{method}: {live} reads while the script recorded: {report}"
+        );
     }
     for method in [
         "polars read_parquet of whole files",
@@ -170,7 +201,10 @@ fn every_documented_read_of_a_live_folder_succeeds_and_sees_whole_runs() {
 }
 
 fn row(cells: &[(&str, Value)]) -> Row {
-    cells.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    cells
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn weights(path: &Path) -> anyhow::Result<()> {
@@ -212,19 +246,38 @@ fn read_results_stacks_parts_whose_columns_appear_and_get_values_later() {
         .unwrap();
     assert!(out.join("summary/000000.parquet").is_file());
     assert!(out.join("summary/000001.parquet").is_file());
-    assert!(!out.join("summary.parquet").exists(), "whole tables appear at the end");
+    assert!(
+        !out.join("summary.parquet").exists(),
+        "whole tables appear at the end"
+    );
 
     let live = read_results(&out, "summary").unwrap();
     let names: Vec<&str> = live.get_column_names().iter().map(|n| n.as_str()).collect();
     assert_eq!(names, ["run", "width", "note", "late"]);
-    let width: Vec<Option<f64>> = live.column("width").unwrap().f64().unwrap().iter().collect();
-    assert_eq!(width, [None, Some(0.5)], "the null part takes the other's type");
+    let width: Vec<Option<f64>> = live
+        .column("width")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(
+        width,
+        [None, Some(0.5)],
+        "the null part takes the other's type"
+    );
     let late = live.column("late").unwrap().str().unwrap();
     assert_eq!(late.iter().collect::<Vec<_>>(), [None, Some("yes")]);
-    assert_eq!(live.column("note").unwrap().dtype(), &DataType::String, "never a value: text, as in a whole table");
+    assert_eq!(
+        live.column("note").unwrap().dtype(),
+        &DataType::String,
+        "never a value: text, as in a whole table"
+    );
 
     folder.write_tables().unwrap();
     let whole = read_parquet(&out.join("summary.parquet")).unwrap();
     assert!(whole.equals_missing(&live), "whole {whole} parts {live}");
-    assert!(read_results(&out, "summary").unwrap().equals_missing(&whole));
+    assert!(read_results(&out, "summary")
+        .unwrap()
+        .equals_missing(&whole));
 }

@@ -188,7 +188,10 @@ fn floats(df: &polars::prelude::DataFrame, column: &str) -> Vec<Option<f64>> {
 fn same_tables(a: &Path, b: &Path) {
     let parts = |dir: &Path, table: &str| minima::frame::read_results(dir, table).unwrap();
     for (table, read) in [
-        ("history", read as fn(&Path, &str) -> polars::prelude::DataFrame),
+        (
+            "history",
+            read as fn(&Path, &str) -> polars::prelude::DataFrame,
+        ),
         ("summary", read),
         ("history", parts),
         ("summary", parts),

@@ -66,7 +66,10 @@ fn assert_complete(out: &Path) {
         let whole = read_parquet(&part.join("summary.parquet")).unwrap();
         let first = read_parquet(&part.join("summary/000000.parquet")).unwrap();
         assert_eq!(first.height(), 1, "one run per summary part");
-        assert_eq!(whole.column("run").unwrap().get(0).unwrap(), first.column("run").unwrap().get(0).unwrap());
+        assert_eq!(
+            whole.column("run").unwrap().get(0).unwrap(),
+            first.column("run").unwrap().get(0).unwrap()
+        );
         assert!(
             !out.join("checkpoints").join(&id).exists(),
             "checkpoints dropped"

@@ -93,7 +93,10 @@ mod tests {
         assert_eq!(first.column("width").unwrap().dtype(), &DataType::Null);
         let second = read(&listed[1].1).unwrap();
         assert_eq!(second.column("width").unwrap().dtype(), &DataType::Float64);
-        assert!(list(run, "history").unwrap().is_empty(), "no folder, no parts");
+        assert!(
+            list(run, "history").unwrap().is_empty(),
+            "no folder, no parts"
+        );
         remove(&listed[0].1).unwrap();
         remove(&listed[0].1).unwrap();
         assert_eq!(list(run, "summary").unwrap().len(), 1);

@@ -164,7 +164,12 @@ impl RunDir {
         let summary = parts::list(&self.path, "summary")?;
         let history = parts::list(&self.path, "history")?;
         let metrics = parts::list(&self.path, "metrics")?;
-        let last = summary.iter().chain(&history).chain(&metrics).map(|p| p.0).max();
+        let last = summary
+            .iter()
+            .chain(&history)
+            .chain(&metrics)
+            .map(|p| p.0)
+            .max();
         self.next_part = last.map_or(0, |l| l + 1);
         for (seq, file) in &summary {
             let rows = read_rows(file)?;
@@ -379,12 +384,20 @@ mod tests {
     use super::*;
 
     fn summary(run: i64, lr: f64) -> Row {
-        vec![("run".into(), Value::Int(run)), ("lr".into(), Value::Float(lr))]
+        vec![
+            ("run".into(), Value::Int(run)),
+            ("lr".into(), Value::Float(lr)),
+        ]
     }
 
     fn history(run: i64) -> Vec<Row> {
         (1..=2)
-            .map(|e| vec![("run".into(), Value::Int(run)), ("epoch".into(), Value::Int(e))])
+            .map(|e| {
+                vec![
+                    ("run".into(), Value::Int(run)),
+                    ("epoch".into(), Value::Int(e)),
+                ]
+            })
             .collect()
     }
 
@@ -429,8 +442,14 @@ mod tests {
         dir.record_metrics(vec![vec![("d".into(), Value::Float(1.0))]])
             .unwrap();
         dir.record(1, history(1), summary(1, 0.1), weights).unwrap();
-        assert_eq!(names(&path, "history"), ["000000.parquet", "000002.parquet"]);
-        assert_eq!(names(&path, "summary"), ["000000.parquet", "000002.parquet"]);
+        assert_eq!(
+            names(&path, "history"),
+            ["000000.parquet", "000002.parquet"]
+        );
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000002.parquet"]
+        );
         assert_eq!(names(&path, "metrics"), ["000001.parquet"]);
         let again = std::fs::metadata(path.join("summary/000000.parquet")).unwrap();
         assert_eq!(first.modified().unwrap(), again.modified().unwrap());
@@ -442,12 +461,18 @@ mod tests {
         assert_eq!(runs(&path.join(SUMMARY)), [0, 1]);
         assert_eq!(runs(&path.join(HISTORY)), [0, 0, 1, 1]);
         let refused = RunDir::create_at(&path).err().unwrap().to_string();
-        assert!(refused.contains("already holds history.parquet"), "{refused}");
+        assert!(
+            refused.contains("already holds history.parquet"),
+            "{refused}"
+        );
         std::fs::remove_file(path.join(HISTORY)).unwrap();
         std::fs::remove_file(path.join(SUMMARY)).unwrap();
         std::fs::remove_file(path.join(METRICS)).unwrap();
         let refused = RunDir::create_at(&path).err().unwrap().to_string();
-        assert!(refused.contains("already holds history/"), "a killed run's parts: {refused}");
+        assert!(
+            refused.contains("already holds history/"),
+            "a killed run's parts: {refused}"
+        );
     }
 
     #[test]
@@ -457,16 +482,31 @@ mod tests {
         drop(recorded(&path));
         let mut dir = RunDir::open_existing(&path).unwrap();
         for name in [HISTORY, SUMMARY, METRICS] {
-            assert!(!path.join(name).exists(), "{name} is written again at the end");
+            assert!(
+                !path.join(name).exists(),
+                "{name} is written again at the end"
+            );
         }
         // Run 0 unchanged: nothing written.
         dir.record(0, history(0), summary(0, 0.1), weights).unwrap();
-        assert_eq!(names(&path, "summary"), ["000000.parquet", "000002.parquet"]);
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000002.parquet"]
+        );
         // Run 1 retrained: its parts go, the new ones take a number never used.
         dir.record(1, history(1), summary(1, 0.2), weights).unwrap();
-        assert_eq!(names(&path, "summary"), ["000000.parquet", "000003.parquet"]);
-        assert_eq!(names(&path, "history"), ["000000.parquet", "000003.parquet"]);
-        assert!(names(&path, "metrics").is_empty(), "metrics of replaced runs go");
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000003.parquet"]
+        );
+        assert_eq!(
+            names(&path, "history"),
+            ["000000.parquet", "000003.parquet"]
+        );
+        assert!(
+            names(&path, "metrics").is_empty(),
+            "metrics of replaced runs go"
+        );
         dir.write_tables().unwrap();
         let lr = read_rows(&path.join(SUMMARY)).unwrap()[1][1].1.clone();
         assert_eq!(lr, Value::Float(0.2));
@@ -494,14 +534,21 @@ mod tests {
             std::fs::remove_dir_all(path.join(table)).unwrap();
         }
         let mut dir = RunDir::open_existing(&path).unwrap();
-        assert_eq!(names(&path, "summary"), ["000000.parquet", "000001.parquet"]);
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000001.parquet"]
+        );
         assert_eq!(runs(&path.join("history/000001.parquet")), [1, 1]);
         assert_eq!(names(&path, "metrics"), ["000002.parquet"]);
         dir.record(2, history(2), summary(2, 0.1), weights).unwrap();
         assert_eq!(names(&path, "summary").last().unwrap(), "000003.parquet");
         dir.record_metrics(vec![vec![("d".into(), Value::Float(2.0))]])
             .unwrap();
-        assert_eq!(names(&path, "metrics"), ["000004.parquet"], "metrics are recorded again");
+        assert_eq!(
+            names(&path, "metrics"),
+            ["000004.parquet"],
+            "metrics are recorded again"
+        );
         dir.write_tables().unwrap();
         assert_eq!(runs(&path.join(SUMMARY)), [0, 1, 2]);
     }
@@ -514,7 +561,10 @@ mod tests {
         // Killed between run 2's history part and its summary part.
         parts::write(&path, "history", 3, &history(2)).unwrap();
         let dir = RunDir::open_existing(&path).unwrap();
-        assert_eq!(names(&path, "history"), ["000000.parquet", "000002.parquet"]);
+        assert_eq!(
+            names(&path, "history"),
+            ["000000.parquet", "000002.parquet"]
+        );
         dir.write_tables().unwrap();
         assert_eq!(runs(&path.join(HISTORY)), [0, 0, 1, 1]);
     }
