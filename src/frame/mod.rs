@@ -116,14 +116,13 @@ fn read_files(files: &[(PathBuf, PathBuf)]) -> Result<DataFrame> {
                 .unwrap_or_default();
             df.insert_column(0, Column::new("folder".into(), vec![folder; df.height()]))?;
         }
-        frames.push(df);
+        frames.push(nulls_as_text(df)?);
     }
     unify_types(&mut frames)?;
     let df = match frames.as_slice() {
         [one] => one.clone(),
         _ => polars::functions::concat_df_diagonal(&frames)?,
     };
-    let df = nulls_as_text(df)?;
     if df.column(SWEEP_INDEX).is_ok() {
         let by: &[&str] = if several {
             &["folder", SWEEP_INDEX]
@@ -141,7 +140,7 @@ fn read_files(files: &[(PathBuf, PathBuf)]) -> Result<DataFrame> {
 }
 
 /// Part files type a column without values Null; a whole table has it as text,
-/// and so does every frame read here, whichever files it came from.
+/// and so does every file read here, so files of both kinds stack.
 fn nulls_as_text(mut df: DataFrame) -> Result<DataFrame> {
     let untyped: Vec<String> = df
         .columns()
