@@ -348,7 +348,7 @@ fn ctrl_c_stops_cleanly_and_keeps_recorded_runs() {
         .unwrap();
     let summary = dir.path().join("res/summary.parquet");
     let start = Instant::now();
-    while !summary.exists() {
+    while !dir.path().join("res/summary/000000.parquet").exists() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "first run never recorded"
@@ -366,6 +366,7 @@ fn ctrl_c_stops_cleanly_and_keeps_recorded_runs() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted (Ctrl-C)"), "{err}");
+    // The whole table is written on the way out.
     let df = minima::results::frame::read_parquet(&summary).unwrap();
     assert_eq!(df.height(), 1, "the finished run stays recorded");
     let config = std::fs::read_to_string(dir.path().join("res/config.json")).unwrap();

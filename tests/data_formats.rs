@@ -539,7 +539,7 @@ fn scripts_load_view_and_train_on_a_data_set() {
         "#
     );
     run_text(&dir.path().join("out"), &script).unwrap();
-    let summary = std::fs::read(dir.path().join("out/summary.parquet")).unwrap();
+    let summary = std::fs::read(dir.path().join("out/summary/000000.parquet")).unwrap();
     let text = String::from_utf8_lossy(&summary);
     for col in [
         "subset_seed",

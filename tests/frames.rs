@@ -212,6 +212,7 @@ fn run_folders_recorded_by_a_script_read_back_and_stack() {
     assert_eq!(got[0].as_int().unwrap(), 1);
     assert_eq!(got[1].as_int().unwrap(), 3, "one history row per epoch");
     assert_eq!(got[2].clone().into_string().unwrap(), "random");
+    host.session.finish("completed").unwrap();
 
     // A second run folder with an extra column: stacked with a `folder` column,
     // the missing values null.

@@ -55,7 +55,7 @@ fn interrupted_then_resumed(signal: &str) {
     let status = child.wait().unwrap();
     assert!(!status.success(), "the run was stopped part-way");
     assert!(
-        !dir.path().join("cut/summary.parquet").exists(),
+        !dir.path().join("cut/summary").exists(),
         "killed before the first record"
     );
 
@@ -160,7 +160,9 @@ fn killed_in_run_1(dir: &Path, script: &str, out: &str) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let summary = read(&dir.join(out), "summary");
+    // Killed: no whole tables, the parts hold the recorded run.
+    assert!(!dir.join(out).join("summary.parquet").exists());
+    let summary = minima::frame::read_results(&dir.join(out), "summary").unwrap();
     assert_eq!(summary.height(), 1, "killed while run 1 trained");
 }
 
@@ -180,10 +182,20 @@ fn floats(df: &polars::prelude::DataFrame, column: &str) -> Vec<Option<f64>> {
     df.column(column).unwrap().f64().unwrap().iter().collect()
 }
 
-/// The history and summary of two folders: same columns in the same order, and
-/// the same values bit for bit except wall-clock ones.
+/// The history and summary of two folders, as whole tables and as read from
+/// their parts: same columns in the same order, and the same values bit for bit
+/// except wall-clock ones.
 fn same_tables(a: &Path, b: &Path) {
-    for table in ["history", "summary"] {
+    let parts = |dir: &Path, table: &str| minima::frame::read_results(dir, table).unwrap();
+    for (table, read) in [
+        (
+            "history",
+            read as fn(&Path, &str) -> polars::prelude::DataFrame,
+        ),
+        ("summary", read),
+        ("history", parts),
+        ("summary", parts),
+    ] {
         let (x, y) = (read(a, table), read(b, table));
         assert_eq!(
             x.get_column_names(),

@@ -61,6 +61,15 @@ fn assert_complete(out: &Path) {
         let part = out.join("parts").join(&id);
         assert!(part.join("configuration.json").is_file());
         assert!(part.join("weights/run-0.safetensors").is_file());
+        // The run folder's layout: part files, and the whole tables written when
+        // the body returned.
+        let whole = read_parquet(&part.join("summary.parquet")).unwrap();
+        let first = read_parquet(&part.join("summary/000000.parquet")).unwrap();
+        assert_eq!(first.height(), 1, "one run per summary part");
+        assert_eq!(
+            whole.column("run").unwrap().get(0).unwrap(),
+            first.column("run").unwrap().get(0).unwrap()
+        );
         assert!(
             !out.join("checkpoints").join(&id).exists(),
             "checkpoints dropped"

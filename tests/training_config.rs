@@ -65,6 +65,7 @@ fn a_diverging_run_is_marked_and_the_script_goes_on() {
         ))
         .unwrap();
     assert_eq!(status, "diverged");
+    host.session.finish("completed").unwrap();
     let summary =
         minima::results::frame::read_parquet(&dir.path().join("summary.parquet")).unwrap();
     assert_eq!(

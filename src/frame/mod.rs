@@ -16,18 +16,19 @@ const SWEEP_INDEX: &str = "sweep_index";
 
 pub const AGGS: &[&str] = &["mean", "std", "min", "max", "count", "sum", "first"];
 
-/// Which Parquet files `read_results(path, table)` reads: the file itself; a run
-/// folder's `TABLE.parquet` and the `parts/*/TABLE.parquet` of its sweep
-/// configurations (docs/SCALING.md); or, for a folder of run folders, those of
-/// each run folder (sorted by run name).
-pub fn result_files(path: &Path, table: &str) -> Result<Vec<PathBuf>> {
+/// Which Parquet files `read_results(path, table)` reads, each with the run
+/// folder it belongs to: the file itself; a run folder's table and the tables of
+/// its sweep configurations `parts/<id>/` (docs/SCALING.md); or, for a folder of
+/// run folders, those of each run folder (sorted by run name).
+pub fn result_files(path: &Path, table: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
     if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+        let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        return Ok(vec![(path.to_path_buf(), folder)]);
     }
     if !path.is_dir() {
         bail!("read_results: {} does not exist", path.display());
     }
-    let own = run_folder_files(path, table);
+    let own = run_folder_files(path, table)?;
     if !own.is_empty() {
         return Ok(own);
     }
@@ -38,64 +39,75 @@ pub fn result_files(path: &Path, table: &str) -> Result<Vec<PathBuf>> {
         .filter(|p| p.is_dir())
         .collect();
     runs.sort();
-    let files: Vec<PathBuf> = runs
-        .iter()
-        .flat_map(|run| run_folder_files(run, table))
-        .collect();
+    let mut files = Vec::new();
+    for run in &runs {
+        files.extend(run_folder_files(run, table)?);
+    }
     if files.is_empty() {
         bail!(
-            "read_results: {} has no {table}.parquet, nor sweep parts or run folders holding one",
+            "read_results: {} has no {table} table ({table}.parquet or {table}/*.parquet), \
+             nor sweep parts or run folders holding one",
             path.display()
         );
     }
     Ok(files)
 }
 
-/// A run folder's own `TABLE.parquet`, then its sweep parts' (sorted by id).
-fn run_folder_files(run: &Path, table: &str) -> Vec<PathBuf> {
-    let name = format!("{table}.parquet");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(run.join(PARTS))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path().join(&name))
-                .filter(|p| p.is_file())
-                .collect()
-        })
+/// A run folder's own table, then its sweep configurations' (sorted by id).
+fn run_folder_files(run: &Path, table: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut configurations: Vec<PathBuf> = std::fs::read_dir(run.join(PARTS))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    files.sort();
-    let own = run.join(&name);
-    if own.is_file() {
-        files.insert(0, own);
+    configurations.sort();
+    let mut files = Vec::new();
+    for folder in std::iter::once(run).chain(configurations.iter().map(PathBuf::as_path)) {
+        files.extend(
+            table_files(folder, table)?
+                .into_iter()
+                .map(|f| (f, run.to_path_buf())),
+        );
     }
-    files
+    Ok(files)
 }
 
-/// The run folder a result file belongs to: `RUN/TABLE.parquet` or
-/// `RUN/parts/<id>/TABLE.parquet`.
-fn run_folder_of(file: &Path) -> &Path {
-    let parent = file.parent().unwrap_or(Path::new(""));
-    match parent.parent() {
-        Some(parts) if parts.file_name().is_some_and(|n| n == PARTS) => {
-            parts.parent().unwrap_or(parent)
-        }
-        _ => parent,
+/// One folder's table: its part files (docs/RESULTS.md), else the whole
+/// `TABLE.parquet`. The parts are read even when the whole file is there: they
+/// are never replaced, so a folder that a script is writing reads safely.
+fn table_files(folder: &Path, table: &str) -> Result<Vec<PathBuf>> {
+    let parts = crate::results::parts::list(folder, table)?;
+    if !parts.is_empty() {
+        return Ok(parts.into_iter().map(|(_, file)| file).collect());
     }
+    let whole = folder.join(format!("{table}.parquet"));
+    Ok(match whole.is_file() {
+        true => vec![whole],
+        false => Vec::new(),
+    })
 }
 
 /// The files of [`result_files`] as one frame, columns unioned (missing values
 /// null). A sweep's parts are one table, ordered by `sweep_index`; files from
 /// several run folders get a leading `folder` column naming their run folder
 /// (`run` is already the run's index within it).
+///
+/// A resumed script that retrains a run removes that run's part files, and
+/// removes the whole tables when it starts; a file listed here and removed
+/// before it is read sends the read back to a fresh listing.
 pub fn read_results(path: &Path, table: &str) -> Result<DataFrame> {
-    let files = result_files(path, table)?;
-    if let [one] = files.as_slice() {
-        return read_parquet(one);
+    let mut retries = 0;
+    loop {
+        let files = result_files(path, table)?;
+        match read_files(&files) {
+            Err(_) if retries < 5 && files.iter().any(|(f, _)| !f.exists()) => retries += 1,
+            read => return read,
+        }
     }
-    let folders: Vec<&Path> = files.iter().map(|f| run_folder_of(f)).collect();
-    let several = folders.iter().any(|f| *f != folders[0]);
+}
+
+fn read_files(files: &[(PathBuf, PathBuf)]) -> Result<DataFrame> {
+    let several = files.iter().any(|(_, run)| *run != files[0].1);
     let mut frames = Vec::with_capacity(files.len());
-    for (file, run) in files.iter().zip(&folders) {
+    for (file, run) in files {
         let mut df = read_parquet(file)?;
         if several {
             let folder = run
@@ -104,10 +116,13 @@ pub fn read_results(path: &Path, table: &str) -> Result<DataFrame> {
                 .unwrap_or_default();
             df.insert_column(0, Column::new("folder".into(), vec![folder; df.height()]))?;
         }
-        frames.push(df);
+        frames.push(nulls_as_text(df)?);
     }
-    unify_null_columns(&mut frames)?;
-    let df = polars::functions::concat_df_diagonal(&frames)?;
+    unify_types(&mut frames)?;
+    let df = match frames.as_slice() {
+        [one] => one.clone(),
+        _ => polars::functions::concat_df_diagonal(&frames)?,
+    };
     if df.column(SWEEP_INDEX).is_ok() {
         let by: &[&str] = if several {
             &["folder", SWEEP_INDEX]
@@ -124,30 +139,52 @@ pub fn read_results(path: &Path, table: &str) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// A column with no values is written as text; where another file holds values
-/// of that column, cast it to their type so the files stack.
-fn unify_null_columns(frames: &mut [DataFrame]) -> Result<()> {
+/// Part files type a column without values Null; a whole table has it as text,
+/// and so does every file read here, so files of both kinds stack.
+fn nulls_as_text(mut df: DataFrame) -> Result<DataFrame> {
+    let untyped: Vec<String> = df
+        .columns()
+        .iter()
+        .filter(|c| c.dtype() == &DataType::Null)
+        .map(|c| c.name().to_string())
+        .collect();
+    for name in untyped {
+        let text = df.column(&name)?.cast(&DataType::String)?;
+        df.with_column(text)?;
+    }
+    Ok(df)
+}
+
+/// Gives each column one type in every file so the files stack, by the rules of
+/// a whole table (`results::frame`): a column's files without values take the
+/// type of those with values; ints and floats make float; any other mix text.
+fn unify_types(frames: &mut [DataFrame]) -> Result<()> {
     let mut types: std::collections::HashMap<String, DataType> = Default::default();
     for df in frames.iter() {
         for c in df.columns() {
-            if c.null_count() < c.len() {
-                types
-                    .entry(c.name().to_string())
-                    .or_insert_with(|| c.dtype().clone());
+            if c.null_count() == c.len() {
+                continue;
             }
+            let to = match types.get(c.name().as_str()) {
+                None => c.dtype().clone(),
+                Some(t) if t == c.dtype() => continue,
+                Some(t) if t.is_integer() && c.dtype().is_float() => c.dtype().clone(),
+                Some(t) if t.is_float() && c.dtype().is_integer() => continue,
+                Some(_) => DataType::String,
+            };
+            types.insert(c.name().to_string(), to);
         }
     }
     for df in frames.iter_mut() {
-        let empty: Vec<(String, DataType)> = df
+        let differ: Vec<(String, DataType)> = df
             .columns()
             .iter()
-            .filter(|c| !c.is_empty() && c.null_count() == c.len())
             .filter_map(|c| {
                 let to = types.get(c.name().as_str())?;
                 (to != c.dtype()).then(|| (c.name().to_string(), to.clone()))
             })
             .collect();
-        for (name, to) in empty {
+        for (name, to) in differ {
             let cast = df.column(&name)?.cast(&to)?;
             df.with_column(cast)?;
         }

@@ -73,9 +73,9 @@ pub const FUNCTIONS: &[Doc] = &[
     doc("fgsm", "FGSM accuracy at each eps (pixel space), one map per eps.", "record_metrics(fgsm(r.model, d, #{ eps: [0.0, 1.0/255, 8.0/255] }));", &[&metrics::FGSM]),
     doc("margins", "Quantiles of the output margin (true-class logit minus the best other); boundary distances too for 2-D data.", "print(margins(r.model, d));", &[&metrics::MARGINS]),
     doc("interpolate", "Loss and accuracy along the line between two models, BN statistics recomputed at each point.", "record_metrics(interpolate(a.model, b.model, d, #{ steps: 11 }));", &[&metrics::INTERPOLATE]),
-    doc("record_metrics", "Appends metric rows (maps) to metrics.parquet in the run folder, with optional tag columns.", r#"record_metrics(fgsm(r.model, d), #{ init: "random" });"#, &[]),
+    doc("record_metrics", "Appends metric rows (maps) to the run folder's metrics table (a part file metrics/NNNNNN.parquet; metrics.parquet when the script ends), with optional tag columns.", r#"record_metrics(fgsm(r.model, d), #{ init: "random" });"#, &[]),
     // results
-    doc("record", "Appends the run to history.parquet and summary.parquet of the run folder, with optional tag columns.", r#"record(r, #{ init: "adversarial" });"#, &[]),
+    doc("record", "Appends the run to the run folder's history and summary tables (part files history/NNNNNN.parquet, summary/NNNNNN.parquet; history.parquet and summary.parquet when the script ends), with optional tag columns.", r#"record(r, #{ init: "adversarial" });"#, &[]),
     doc("run_dir", "The run folder (created on first use).", "print(run_dir());", &[]),
     doc("plot_boundaries", "Draws the decision boundaries of 2-D runs into a PNG in the run folder; returns its path.", r#"plot_boundaries([r1, r2], #{ out: "boundaries.png" });"#, &[&PLOT]),
     doc("plot_curves", "Line charts of a frame: a panel per `y` column against `x`, a line per `by` value (mean, min–max band over rows sharing x); PNG and/or SVG in the run folder; returns the paths.", r#"plot_curves(read_results(run_dir(), "history"), #{ x: "epoch", y: ["train_acc", "test_acc"], by: "init", out: "acc" });"#, &[&CURVES]),

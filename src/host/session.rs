@@ -179,9 +179,11 @@ impl Session {
             .map(|d| d.path().to_path_buf())
     }
 
-    /// Rewrites config.json with the final status; a no-op when nothing was written.
+    /// Writes the whole tables and config.json with the final status; a no-op
+    /// when nothing was written.
     pub fn finish(&self, status: &str) -> Result<()> {
         if let Some(dir) = self.run_dir.borrow().as_ref() {
+            dir.write_tables()?;
             dir.write_config(&self.config_name(), &self.config_json(status))?;
         }
         Ok(())

@@ -3,7 +3,10 @@
 //! Rows may differ in their keys (one run tags `setting`, another does not): the
 //! frame has the union of columns in order of first appearance, with nulls where a
 //! row lacks a key. A column whose rows mix ints and floats becomes Float64; any
-//! other mix becomes String, so a typo in a tag never loses a row.
+//! other mix becomes String, so a typo in a tag never loses a row. A column with
+//! no values is String in a whole table ([`to_frame`]) and Null in a part file
+//! ([`to_part_frame`]), where a reader stacking parts takes the type of the parts
+//! that hold values.
 
 use super::atomic;
 use super::value::Value;
@@ -43,6 +46,15 @@ fn unify(a: Kind, b: Kind) -> Kind {
 }
 
 pub fn to_frame(rows: &[Row]) -> Result<DataFrame> {
+    build(rows, DataType::String)
+}
+
+/// As [`to_frame`], with columns that hold no value typed Null.
+pub fn to_part_frame(rows: &[Row]) -> Result<DataFrame> {
+    build(rows, DataType::Null)
+}
+
+fn build(rows: &[Row], empty: DataType) -> Result<DataFrame> {
     let mut names: Vec<&str> = Vec::new();
     for row in rows {
         for (k, _) in row {
@@ -87,6 +99,9 @@ pub fn to_frame(rows: &[Row]) -> Result<DataFrame> {
                     .map(|c| c.as_ref().and_then(Value::as_f64))
                     .collect::<Vec<_>>(),
             ),
+            Kind::Empty if empty == DataType::Null => {
+                Column::full_null(pname, rows.len(), &DataType::Null)
+            }
             Kind::Str | Kind::Empty => Column::new(
                 pname,
                 cells

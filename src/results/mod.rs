@@ -1,8 +1,10 @@
-//! Results: typed cells, DataFrames, atomic Parquet files and the run directory.
+//! Results: typed cells, DataFrames, atomic Parquet files, part files and the run
+//! directory.
 
 pub mod atomic;
 pub mod exact;
 pub mod frame;
+pub mod parts;
 pub mod rhai;
 pub mod run_dir;
 pub mod value;

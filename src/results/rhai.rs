@@ -29,8 +29,8 @@ pub(crate) fn cell_value(what: &str, role: &str, key: &str, v: &Dynamic) -> Scri
     }
 }
 
-/// Appends the run to history.parquet (one row per epoch) and summary.parquet
-/// (one row), each row carrying the tags, the params and the run's setting.
+/// Appends the run to the history (one row per epoch) and summary (one row)
+/// tables, each row carrying the tags, the params and the run's setting.
 pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
     let setting = run.setting_columns();
     let summary = run.summary_columns();
@@ -79,7 +79,7 @@ pub fn record(session: &Session, run: &RunRef, tags: &Map) -> ScriptResult<()> {
         .or_script()
 }
 
-/// Appends metric rows (maps, e.g. from `fgsm` or `norms`) to metrics.parquet, each
+/// Appends metric rows (maps, e.g. from `fgsm` or `norms`) to the metrics table, each
 /// row led by the tags and the params.
 pub fn record_metrics(session: &Session, rows: &[Dynamic], tags: &Map) -> ScriptResult<()> {
     session.check_can_record("record_metrics").or_script()?;

@@ -1,27 +1,35 @@
-//! The run directory: `config.json`, `history.parquet` (one row per run and epoch),
-//! `summary.parquet` (one row per run), `metrics.parquet` (rows of `record_metrics`)
+//! The run directory: `config.json`, the tables `history` (one row per run and
+//! epoch), `summary` (one row per run) and `metrics` (rows of `record_metrics`),
 //! and the pictures a script makes.
 //!
-//! Each Parquet file is rewritten whole, atomically (a temporary file renamed over
-//! it), after every recorded run: a crash or Ctrl-C at any moment leaves every
-//! finished run readable.
+//! While a script runs, each table is a folder of part files (`parts.rs`): every
+//! `record` adds one history part and then one summary part with that run's rows,
+//! every `record_metrics` one metrics part. No file a reader may be reading is
+//! ever replaced or truncated, and a crash or Ctrl-C at any moment leaves every
+//! finished run readable. The whole tables `history.parquet`, `summary.parquet`
+//! and `metrics.parquet` are written once, when the script ends (`write_tables`).
 //!
 //! A resumed folder never holds rows of two settings for one script: a run
 //! recorded again with other rows (it was retrained) replaces its rows and
 //! weights, and the earlier process's rows of the runs trained after it are
-//! dropped until this process records them again.
+//! dropped until this process records them again. Dropping a run removes its
+//! parts, summary first, so a run a reader finds in the summary is in the history.
 
 use super::atomic;
 use super::frame::{self, Row};
+use super::parts;
 use super::Value;
 use anyhow::{bail, Context, Result};
-use polars::prelude::DataFrame;
 use std::path::{Path, PathBuf};
 
 pub const HISTORY: &str = "history.parquet";
 pub const SUMMARY: &str = "summary.parquet";
 pub const CONFIG: &str = "config.json";
 pub const METRICS: &str = "metrics.parquet";
+
+/// The tables: each is a folder of parts of this name and, once the script has
+/// ended, the whole `<name>.parquet`.
+pub const TABLES: [&str; 3] = ["history", "summary", "metrics"];
 
 pub struct RunDir {
     path: PathBuf,
@@ -30,9 +38,14 @@ pub struct RunDir {
     metrics: Vec<Row>,
     /// Runs recorded by this process; a resumed folder also holds earlier ones.
     fresh: Vec<i64>,
-    /// The earlier process's metrics.parquet, emptied: written when a run it may
-    /// describe is replaced, before this process records metrics of its own.
-    stale_metrics: Option<DataFrame>,
+    /// The part number holding each run's history and summary rows.
+    run_parts: Vec<(i64, u64)>,
+    /// The earlier process's metrics parts (their rows are in `metrics`): removed
+    /// when a run they may describe is replaced, or before this process records
+    /// metrics of its own (a resumed script records its metrics again).
+    earlier_metrics: Vec<PathBuf>,
+    /// The next part's number; never one a part of this folder had.
+    next_part: u64,
 }
 
 fn run_of(row: &Row) -> Option<i64> {
@@ -60,15 +73,19 @@ fn same_row(a: &Row, b: &Row) -> bool {
     cells(a) == cells(b)
 }
 
-/// Removes the rows `drop` names and puts `new` where run `index`'s rows were
-/// (at the end if it had none).
-fn splice(rows: &mut Vec<Row>, index: i64, drop: impl Fn(&Row) -> bool, new: Vec<Row>) {
+/// Removes the rows `drop` names; returns where run `index`'s rows were among
+/// the rows left (the end if it had none), where its new rows go.
+fn remove_rows(rows: &mut Vec<Row>, index: i64, drop: impl Fn(&Row) -> bool) -> usize {
     let at = match rows.iter().position(|r| run_of(r) == Some(index)) {
         Some(p) => rows[..p].iter().filter(|r| !drop(r)).count(),
         None => rows.iter().filter(|r| !drop(r)).count(),
     };
     rows.retain(|r| !drop(r));
-    rows.splice(at..at, new);
+    at
+}
+
+fn read_rows(path: &Path) -> Result<Vec<Row>> {
+    frame::from_frame(&parts::read(path)?)
 }
 
 impl RunDir {
@@ -96,47 +113,136 @@ impl RunDir {
                 );
             }
         }
+        for table in TABLES {
+            if path.join(table).exists() {
+                bail!(
+                    "{} already holds {table}/ from an earlier run; choose another --out folder",
+                    path.display()
+                );
+            }
+        }
         std::fs::create_dir_all(path)
             .with_context(|| format!("cannot create run folder {}", path.display()))?;
-        Ok(RunDir {
+        Ok(Self::empty(path))
+    }
+
+    fn empty(path: &Path) -> RunDir {
+        RunDir {
             path: path.to_path_buf(),
             history: Vec::new(),
             summary: Vec::new(),
             metrics: Vec::new(),
             fresh: Vec::new(),
-            stale_metrics: None,
-        })
+            run_parts: Vec::new(),
+            earlier_metrics: Vec::new(),
+            next_part: 0,
+        }
     }
 
     /// An existing run folder, to resume: its recorded rows are read back so new
-    /// runs are added to them.
+    /// runs are added to them. A folder written before part files existed has its
+    /// whole tables split into parts first. The whole tables are then removed:
+    /// they describe the folder as a process left it and are written again when
+    /// this one ends, while the parts are always current.
     pub fn open_existing(path: &Path) -> Result<RunDir> {
         if !path.join(CONFIG).is_file() {
             bail!("{} is not a run folder (no {CONFIG})", path.display());
         }
-        let rows = |name: &str| -> Result<Vec<Row>> {
-            let file = path.join(name);
-            if file.exists() {
-                frame::from_frame(&frame::read_parquet(&file)?)
+        let mut dir = Self::empty(path);
+        if TABLES.iter().any(|t| path.join(t).is_dir()) {
+            dir.read_parts()?;
+        } else {
+            dir.split_whole_tables()?;
+        }
+        for name in [SUMMARY, METRICS, HISTORY] {
+            parts::remove(&path.join(name))?;
+        }
+        Ok(dir)
+    }
+
+    fn read_parts(&mut self) -> Result<()> {
+        let summary = parts::list(&self.path, "summary")?;
+        let history = parts::list(&self.path, "history")?;
+        let metrics = parts::list(&self.path, "metrics")?;
+        let last = summary
+            .iter()
+            .chain(&history)
+            .chain(&metrics)
+            .map(|p| p.0)
+            .max();
+        self.next_part = last.map_or(0, |l| l + 1);
+        for (seq, file) in &summary {
+            let rows = read_rows(file)?;
+            if let Some(run) = rows.first().and_then(run_of) {
+                self.run_parts.push((run, *seq));
+            }
+            self.summary.extend(rows);
+        }
+        for (seq, file) in history {
+            if self.run_parts.iter().any(|p| p.1 == seq) {
+                self.history.extend(read_rows(&file)?);
             } else {
-                Ok(Vec::new())
+                // Its process was killed between a run's history and summary part:
+                // the run was never recorded.
+                parts::remove(&file)?;
+            }
+        }
+        for (_, file) in metrics {
+            self.metrics.extend(read_rows(&file)?);
+            self.earlier_metrics.push(file);
+        }
+        Ok(())
+    }
+
+    fn split_whole_tables(&mut self) -> Result<()> {
+        let rows = |name: &str| -> Result<Vec<Row>> {
+            let file = self.path.join(name);
+            match file.exists() {
+                true => read_rows(&file),
+                false => Ok(Vec::new()),
             }
         };
-        let (history, summary) = (rows(HISTORY)?, rows(SUMMARY)?);
-        // metrics.parquet is rebuilt: the resumed script records its metrics again.
-        let metrics = path.join(METRICS);
-        let stale_metrics = match metrics.exists() {
-            true => Some(frame::read_parquet(&metrics)?.clear()),
-            false => None,
+        let (history, summary, metrics) = (rows(HISTORY)?, rows(SUMMARY)?, rows(METRICS)?);
+        for row in summary {
+            let run = run_of(&row);
+            let epochs: Vec<Row> = history
+                .iter()
+                .filter(|r| run_of(r) == run)
+                .cloned()
+                .collect();
+            self.write_run_parts(run.unwrap_or(-1), &epochs, &row)?;
+            self.history.extend(epochs);
+            self.summary.push(row);
+        }
+        if !metrics.is_empty() {
+            let seq = self.take_part();
+            self.earlier_metrics
+                .push(parts::write(&self.path, "metrics", seq, &metrics)?);
+            self.metrics = metrics;
+        }
+        Ok(())
+    }
+
+    fn take_part(&mut self) -> u64 {
+        self.next_part += 1;
+        self.next_part - 1
+    }
+
+    /// Writes run `index`'s parts, history first; on an error neither is left.
+    /// A run without epochs has no history part.
+    fn write_run_parts(&mut self, index: i64, history: &[Row], summary: &Row) -> Result<()> {
+        let seq = self.take_part();
+        let written = match history.is_empty() {
+            true => None,
+            false => Some(parts::write(&self.path, "history", seq, history)?),
         };
-        Ok(RunDir {
-            path: path.to_path_buf(),
-            history,
-            summary,
-            metrics: Vec::new(),
-            fresh: Vec::new(),
-            stale_metrics,
-        })
+        let summary = parts::write(&self.path, "summary", seq, std::slice::from_ref(summary));
+        if let (Err(_), Some(written)) = (&summary, written) {
+            let _ = parts::remove(&written);
+        }
+        summary?;
+        self.run_parts.push((index, seq));
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -201,21 +307,21 @@ impl RunDir {
             .filter(|&i| i != index && stale(i))
             .collect();
         save_weights(&weights)?;
-        let before = (self.history.clone(), self.summary.clone());
-        splice(&mut self.history, index, drop, history);
-        splice(&mut self.summary, index, drop, vec![summary]);
-        let written = self.write();
-        if written.is_err() {
-            // Keep memory and disk in step: the failed run is not half-recorded,
-            // and the next write rewrites whatever this one may have changed.
-            (self.history, self.summary) = before;
-            return written;
+        // Superseded runs leave disk and memory together, before the new parts are
+        // written: a reader never sees two versions of a run.
+        for &(_, seq) in self.run_parts.iter().filter(|p| stale(p.0)) {
+            parts::remove(&parts::file(&self.path, "summary", seq))?;
+            parts::remove(&parts::file(&self.path, "history", seq))?;
         }
+        self.run_parts.retain(|p| !stale(p.0));
+        let at_history = remove_rows(&mut self.history, index, drop);
+        let at_summary = remove_rows(&mut self.summary, index, drop);
         if replacing {
-            if let Some(mut empty) = self.stale_metrics.take() {
-                frame::write_parquet(&mut empty, &self.path.join(METRICS))?;
-            }
+            self.drop_earlier_metrics()?;
         }
+        self.write_run_parts(index, &history, &summary)?;
+        self.history.splice(at_history..at_history, history);
+        self.summary.splice(at_summary..at_summary, [summary]);
         for i in dropped {
             let weights = self.resolve(&format!("weights/run-{i}.safetensors"));
             if weights.exists() {
@@ -226,24 +332,43 @@ impl RunDir {
         Ok(())
     }
 
-    /// Appends rows to metrics.parquet.
-    pub fn record_metrics(&mut self, rows: Vec<Row>) -> Result<()> {
-        self.stale_metrics = None;
-        let before = self.metrics.len();
-        self.metrics.extend(rows);
-        let written = frame::to_frame(&self.metrics)
-            .and_then(|mut df| frame::write_parquet(&mut df, &self.path.join(METRICS)));
-        if written.is_err() {
-            self.metrics.truncate(before);
+    fn drop_earlier_metrics(&mut self) -> Result<()> {
+        if self.earlier_metrics.is_empty() {
+            return Ok(());
         }
-        written
+        for file in std::mem::take(&mut self.earlier_metrics) {
+            parts::remove(&file)?;
+        }
+        self.metrics.clear();
+        Ok(())
     }
 
-    fn write(&mut self) -> Result<()> {
-        let mut history = frame::to_frame(&self.history)?;
-        frame::write_parquet(&mut history, &self.path.join(HISTORY))?;
-        let mut summary = frame::to_frame(&self.summary)?;
-        frame::write_parquet(&mut summary, &self.path.join(SUMMARY))?;
+    /// Adds `rows` to the metrics table, as one part.
+    pub fn record_metrics(&mut self, rows: Vec<Row>) -> Result<()> {
+        self.drop_earlier_metrics()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let seq = self.take_part();
+        parts::write(&self.path, "metrics", seq, &rows)?;
+        self.metrics.extend(rows);
+        Ok(())
+    }
+
+    /// Writes the whole tables from every part: when the script ends (completed,
+    /// failed or interrupted) or a sweep configuration is complete. History
+    /// first and summary last, so a folder with `summary.parquet` has the others.
+    pub fn write_tables(&self) -> Result<()> {
+        for (name, rows) in [
+            (HISTORY, &self.history),
+            (METRICS, &self.metrics),
+            (SUMMARY, &self.summary),
+        ] {
+            if !rows.is_empty() {
+                let mut df = frame::to_frame(rows)?;
+                frame::write_parquet(&mut df, &self.path.join(name))?;
+            }
+        }
         Ok(())
     }
 
@@ -251,5 +376,196 @@ impl RunDir {
     pub fn write_config(&self, name: &str, config: &serde_json::Value) -> Result<()> {
         let text = serde_json::to_string_pretty(config)?;
         atomic::write_bytes(&self.path.join(name), format!("{text}\n").as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(run: i64, lr: f64) -> Row {
+        vec![
+            ("run".into(), Value::Int(run)),
+            ("lr".into(), Value::Float(lr)),
+        ]
+    }
+
+    fn history(run: i64) -> Vec<Row> {
+        (1..=2)
+            .map(|e| {
+                vec![
+                    ("run".into(), Value::Int(run)),
+                    ("epoch".into(), Value::Int(e)),
+                ]
+            })
+            .collect()
+    }
+
+    fn weights(path: &Path) -> Result<()> {
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        Ok(std::fs::write(path, b"w")?)
+    }
+
+    fn names(dir: &Path, table: &str) -> Vec<String> {
+        parts::list(dir, table)
+            .unwrap()
+            .iter()
+            .map(|(_, p)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn runs(path: &Path) -> Vec<i64> {
+        read_rows(path).unwrap().iter().filter_map(run_of).collect()
+    }
+
+    /// A folder holding runs 0 and 1 and one metrics row, as a process left it
+    /// that ended (whole tables written) after recording them.
+    fn recorded(path: &Path) -> RunDir {
+        let mut dir = RunDir::create_at(path).unwrap();
+        dir.write_config(CONFIG, &serde_json::json!({})).unwrap();
+        dir.record(0, history(0), summary(0, 0.1), weights).unwrap();
+        dir.record_metrics(vec![vec![("d".into(), Value::Float(1.0))]])
+            .unwrap();
+        dir.record(1, history(1), summary(1, 0.1), weights).unwrap();
+        dir.write_tables().unwrap();
+        dir
+    }
+
+    #[test]
+    fn each_record_adds_parts_and_never_rewrites_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("run");
+        let mut dir = RunDir::create_at(&path).unwrap();
+        dir.record(0, history(0), summary(0, 0.1), weights).unwrap();
+        assert!(!path.join(SUMMARY).exists() && !path.join(HISTORY).exists());
+        let first = std::fs::metadata(path.join("summary/000000.parquet")).unwrap();
+        dir.record_metrics(vec![vec![("d".into(), Value::Float(1.0))]])
+            .unwrap();
+        dir.record(1, history(1), summary(1, 0.1), weights).unwrap();
+        assert_eq!(
+            names(&path, "history"),
+            ["000000.parquet", "000002.parquet"]
+        );
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000002.parquet"]
+        );
+        assert_eq!(names(&path, "metrics"), ["000001.parquet"]);
+        let again = std::fs::metadata(path.join("summary/000000.parquet")).unwrap();
+        assert_eq!(first.modified().unwrap(), again.modified().unwrap());
+        assert_eq!(runs(&path.join("history/000002.parquet")), [1, 1]);
+        // The same run recorded again with the same rows writes nothing.
+        dir.record(1, history(1), summary(1, 0.1), weights).unwrap();
+        assert_eq!(names(&path, "summary").len(), 2);
+        dir.write_tables().unwrap();
+        assert_eq!(runs(&path.join(SUMMARY)), [0, 1]);
+        assert_eq!(runs(&path.join(HISTORY)), [0, 0, 1, 1]);
+        let refused = RunDir::create_at(&path).err().unwrap().to_string();
+        assert!(
+            refused.contains("already holds history.parquet"),
+            "{refused}"
+        );
+        std::fs::remove_file(path.join(HISTORY)).unwrap();
+        std::fs::remove_file(path.join(SUMMARY)).unwrap();
+        std::fs::remove_file(path.join(METRICS)).unwrap();
+        let refused = RunDir::create_at(&path).err().unwrap().to_string();
+        assert!(
+            refused.contains("already holds history/"),
+            "a killed run's parts: {refused}"
+        );
+    }
+
+    #[test]
+    fn a_resume_reads_the_parts_and_a_retrained_run_removes_the_superseded_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("run");
+        drop(recorded(&path));
+        let mut dir = RunDir::open_existing(&path).unwrap();
+        for name in [HISTORY, SUMMARY, METRICS] {
+            assert!(
+                !path.join(name).exists(),
+                "{name} is written again at the end"
+            );
+        }
+        // Run 0 unchanged: nothing written.
+        dir.record(0, history(0), summary(0, 0.1), weights).unwrap();
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000002.parquet"]
+        );
+        // Run 1 retrained: its parts go, the new ones take a number never used.
+        dir.record(1, history(1), summary(1, 0.2), weights).unwrap();
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000003.parquet"]
+        );
+        assert_eq!(
+            names(&path, "history"),
+            ["000000.parquet", "000003.parquet"]
+        );
+        assert!(
+            names(&path, "metrics").is_empty(),
+            "metrics of replaced runs go"
+        );
+        dir.write_tables().unwrap();
+        let lr = read_rows(&path.join(SUMMARY)).unwrap()[1][1].1.clone();
+        assert_eq!(lr, Value::Float(0.2));
+        assert!(!path.join(METRICS).exists(), "no metrics left to write");
+    }
+
+    #[test]
+    fn a_resumed_run_retrained_first_drops_the_later_runs_parts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("run");
+        drop(recorded(&path));
+        let mut dir = RunDir::open_existing(&path).unwrap();
+        dir.record(0, history(0), summary(0, 0.3), weights).unwrap();
+        assert_eq!(names(&path, "summary"), ["000003.parquet"]);
+        assert_eq!(runs(&path.join("summary/000003.parquet")), [0]);
+        assert!(!path.join("weights/run-1.safetensors").exists());
+    }
+
+    #[test]
+    fn a_folder_from_before_parts_is_split_into_parts_when_resumed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("run");
+        drop(recorded(&path));
+        for table in TABLES {
+            std::fs::remove_dir_all(path.join(table)).unwrap();
+        }
+        let mut dir = RunDir::open_existing(&path).unwrap();
+        assert_eq!(
+            names(&path, "summary"),
+            ["000000.parquet", "000001.parquet"]
+        );
+        assert_eq!(runs(&path.join("history/000001.parquet")), [1, 1]);
+        assert_eq!(names(&path, "metrics"), ["000002.parquet"]);
+        dir.record(2, history(2), summary(2, 0.1), weights).unwrap();
+        assert_eq!(names(&path, "summary").last().unwrap(), "000003.parquet");
+        dir.record_metrics(vec![vec![("d".into(), Value::Float(2.0))]])
+            .unwrap();
+        assert_eq!(
+            names(&path, "metrics"),
+            ["000004.parquet"],
+            "metrics are recorded again"
+        );
+        dir.write_tables().unwrap();
+        assert_eq!(runs(&path.join(SUMMARY)), [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_history_part_without_its_summary_part_is_no_recorded_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("run");
+        drop(recorded(&path));
+        // Killed between run 2's history part and its summary part.
+        parts::write(&path, "history", 3, &history(2)).unwrap();
+        let dir = RunDir::open_existing(&path).unwrap();
+        assert_eq!(
+            names(&path, "history"),
+            ["000000.parquet", "000002.parquet"]
+        );
+        dir.write_tables().unwrap();
+        assert_eq!(runs(&path.join(HISTORY)), [0, 0, 1, 1]);
     }
 }

@@ -1,9 +1,10 @@
 //! One configuration's results: a folder that appears whole or not at all.
 //!
 //! While the body runs, everything it records goes to `OUT/.running/<id>/`
-//! (`summary.parquet`, `history.parquet`, `metrics.parquet`, `weights/`, pictures),
-//! and its checkpoints to `OUT/checkpoints/<id>/`. When the body returns, a
-//! `configuration.json` is added and the folder is renamed to `OUT/parts/<id>/`
+//! (the part files of `summary/`, `history/`, `metrics/`, `weights/`, pictures),
+//! and its checkpoints to `OUT/checkpoints/<id>/`. When the body returns, the whole
+//! tables (`summary.parquet`, ...) and a `configuration.json` are added and the
+//! folder is renamed to `OUT/parts/<id>/`
 //! in one atomic step, so a reader globbing `OUT/parts/*/summary.parquet` sees a
 //! configuration complete or not at all. The checkpoints are then deleted. A
 //! killed configuration leaves only `.running/<id>` (discarded when it starts
@@ -75,6 +76,7 @@ pub fn commit(
     if let (Some(record), Some(about)) = (record.as_object_mut(), about.as_object()) {
         record.extend(about.clone());
     }
+    part.dir.write_tables()?;
     let text = serde_json::to_string_pretty(&record)?;
     atomic::write_bytes(&staging.join(CONFIGURATION), format!("{text}\n").as_bytes())?;
     let target = part_path(out, &config.id);

@@ -22,9 +22,17 @@ pub fn host_in(out: &Path, sets: &[&str]) -> Host {
 }
 
 /// Runs script text in a fresh host; the error, if any, formatted as users see it.
+/// A script that succeeds is ended as `minima run` ends it (whole tables and the
+/// final config.json written); tests of failing scripts look at the error only.
 pub fn run_text(out: &Path, text: &str) -> Result<(), String> {
     let host = host_in(out, &[]);
-    host.engine.run(text).map_err(|e| {
+    let ran = host.engine.run(text);
+    if ran.is_ok() {
+        host.session
+            .finish("completed")
+            .map_err(|e| format!("{e:#}"))?;
+    }
+    ran.map_err(|e| {
         minima::host::report::format_error(
             &e,
             &minima::host::report::Source {
