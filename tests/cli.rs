@@ -298,12 +298,20 @@ fn the_quickstart_adversarial_init_reaches_its_target_within_its_budget() {
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        stdout.contains(
-            "(adversarial_init, random): reached_target after 440 epochs, train acc 0.7000"
-        ),
-        "{stdout}"
-    );
+    // The epoch it gets there depends on rounding (a random-label fit is chaotic):
+    // the claim is that it does, within the budget.
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("(adversarial_init, random): reached_target after "))
+        .unwrap_or_else(|| panic!("no reached_target line: {stdout}"));
+    let epochs: i64 = line
+        .split("after ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((1..=3000).contains(&epochs), "{line}");
+    assert!(line.contains("train acc 0.7000"), "{line}");
 }
 
 #[test]
