@@ -197,6 +197,33 @@ fn dense_evaluation_equals_metrics_evaluate_on_plain_and_random_label_splits() {
         }
         dense = Dense::for_model(&model).unwrap();
     }
+    // A split kept by one evaluation is not reused for another data set that shares
+    // its storage: here the first 10 and then all 80 test points, alternating.
+    for images in [10, 80, 10] {
+        let view = Dataset {
+            test: minima::data::Split {
+                x: data.test.x.narrow(0, 0, images),
+                y: data.test.y.narrow(0, 0, images),
+            },
+            train: minima::data::Split {
+                x: data.train.x.shallow_clone(),
+                y: data.train.y.shallow_clone(),
+            },
+            name: data.name.clone(),
+            classes: data.classes.clone(),
+            inputs: data.inputs.clone(),
+            augmentation: data.augmentation,
+            relabel: None,
+            describe: Vec::new(),
+        };
+        let want = evaluate(&model, &view, Part::Test);
+        let got = dense.evaluate(&model, &view, Part::Test);
+        assert!(
+            (got.loss - want.loss).abs() < 1e-6,
+            "{images} points: {got:?} vs {want:?}"
+        );
+        assert_eq!(got.acc, want.acc, "{images} points");
+    }
 }
 
 #[test]

@@ -137,6 +137,16 @@ fn cross_entropy(logits: &[f32], y: &[i64], classes: usize, mut grad: Option<&mu
     tally
 }
 
+/// What a kept split was made from.
+#[derive(PartialEq)]
+struct SplitKey {
+    x: usize,
+    y: usize,
+    len: i64,
+    relabel: Option<crate::data::RandomLabelOptions>,
+    inputs: crate::data::Inputs,
+}
+
 /// The engine for one model: layer sizes and buffers reused by every step.
 pub struct Dense {
     /// inputs, hidden..., classes.
@@ -148,7 +158,7 @@ pub struct Dense {
     delta: Vec<f32>,
     delta_prev: Vec<f32>,
     /// The training and test splits as model inputs, when small enough to keep.
-    cached: [Option<Split>; 2],
+    cached: [Option<(SplitKey, Split)>; 2],
     batch_x: Vec<f32>,
     batch_y: Vec<i64>,
 }
@@ -330,21 +340,32 @@ impl Dense {
 
     /// The whole split as model inputs, materialised on first use when it has at
     /// most `CACHE_FLOATS` values and is float32 (as the libtorch path makes them:
-    /// the same rows `train_batch` gathers, un-augmented).
+    /// the same rows `train_batch` gathers, un-augmented). Kept while the split's
+    /// storage, length, relabelling and normalisation stay the same.
     fn cache(&mut self, data: &Dataset, part: Part) -> Option<Split> {
-        let slot = match part {
-            Part::Train => 0,
-            Part::Test => 1,
+        let (slot, split) = match part {
+            Part::Train => (0, &data.train),
+            Part::Test => (1, &data.test),
         };
+        let key = SplitKey {
+            x: split.x.data_ptr() as usize,
+            y: split.y.data_ptr() as usize,
+            len: data.len(part),
+            relabel: data.relabel,
+            inputs: data.inputs.clone(),
+        };
+        if self.cached[slot].as_ref().is_some_and(|(k, _)| *k != key) {
+            self.cached[slot] = None;
+        }
         let size = data.len(part) as usize * data.input_size() as usize;
         if self.cached[slot].is_none() && size <= CACHE_FLOATS && data.device() == Device::Cpu {
             let whole = data.materialize(part);
             let (x, y) = (whole.x.contiguous(), whole.y.contiguous());
             if is_host_float(&x) && y.kind() == Kind::Int64 {
-                self.cached[slot] = Some(Split { x, y });
+                self.cached[slot] = Some((key, Split { x, y }));
             }
         }
-        self.cached[slot].as_ref().map(|s| Split {
+        self.cached[slot].as_ref().map(|(_, s)| Split {
             x: s.x.shallow_clone(),
             y: s.y.shallow_clone(),
         })
