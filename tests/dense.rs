@@ -313,6 +313,10 @@ fn minima_runs_agree_with_the_libtorch_engine() {
         }
         let o = cmd.output().unwrap();
         assert!(o.status.success(), "{}", common::text(&o.stderr));
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["mlp_engine"], engine, "config.json names the engine");
         let file = std::fs::File::open(out.join("history.parquet")).unwrap();
         use polars::prelude::SerReader;
         histories.push(polars::prelude::ParquetReader::new(file).finish().unwrap());

@@ -246,6 +246,7 @@ impl Session {
             "libtorch": "2.13.0",
             "device": super::engine::device_name(self.device()),
             "threads": tch::get_num_threads(),
+            "mlp_engine": if crate::train::dense::enabled() { "dense" } else { "libtorch" },
             "started_at": self.started.to_rfc3339(),
             "updated_at": chrono::Utc::now().to_rfc3339(),
             "status": status,

@@ -31,6 +31,12 @@ use tch::{Device, Kind, Tensor};
 /// The environment variable that chooses the engine: `libtorch` turns this one off.
 pub const ENGINE_VAR: &str = "MINIMA_ENGINE";
 
+/// Whether mlps on the CPU train here (the default) or through libtorch
+/// (`MINIMA_ENGINE=libtorch`); config.json records which as `mlp_engine`.
+pub fn enabled() -> bool {
+    std::env::var(ENGINE_VAR).map_or(true, |v| v != "libtorch")
+}
+
 /// Splits up to this many values (64 MB) are kept materialised: evaluations and
 /// un-augmented batches then read them with no tensor operation.
 const CACHE_FLOATS: usize = 16 << 20;
@@ -168,8 +174,7 @@ impl Dense {
     /// are contiguous float32 [out, in] and [out] pairs, with the engine not
     /// turned off by `MINIMA_ENGINE=libtorch`.
     pub fn for_model(model: &Model) -> Option<Dense> {
-        if model.spec.arch != Arch::Mlp || std::env::var(ENGINE_VAR).is_ok_and(|v| v == "libtorch")
-        {
+        if model.spec.arch != Arch::Mlp || !enabled() {
             return None;
         }
         let params = model.parameters();
