@@ -352,14 +352,18 @@ impl Dense {
             Part::Train => (0, &data.train),
             Part::Test => (1, &data.test),
         };
-        let key = SplitKey {
-            x: split.x.data_ptr() as usize,
-            y: split.y.data_ptr() as usize,
-            len: data.len(part),
-            relabel: data.relabel,
-            inputs: data.inputs.clone(),
+        let (x_at, y_at, len) = (
+            split.x.data_ptr() as usize,
+            split.y.data_ptr() as usize,
+            data.len(part),
+        );
+        // Compared in place: this runs every step, so no key is built unless kept.
+        let same = |k: &SplitKey| {
+            (k.x, k.y, k.len) == (x_at, y_at, len)
+                && k.relabel == data.relabel
+                && k.inputs == data.inputs
         };
-        if self.cached[slot].as_ref().is_some_and(|(k, _)| *k != key) {
+        if self.cached[slot].as_ref().is_some_and(|(k, _)| !same(k)) {
             self.cached[slot] = None;
         }
         let size = data.len(part) as usize * data.input_size() as usize;
@@ -367,6 +371,13 @@ impl Dense {
             let whole = data.materialize(part);
             let (x, y) = (whole.x.contiguous(), whole.y.contiguous());
             if is_host_float(&x) && y.kind() == Kind::Int64 {
+                let key = SplitKey {
+                    x: x_at,
+                    y: y_at,
+                    len,
+                    relabel: data.relabel,
+                    inputs: data.inputs.clone(),
+                };
                 self.cached[slot] = Some((key, Split { x, y }));
             }
         }
