@@ -2,7 +2,7 @@
 //! claim holds only when it holds on every seed, `measured` is mean [min, max]
 //! over seeds, and claims.parquet holds the same rows as the printed table.
 
-mod common;
+use crate::common;
 use common::{bools, floats, ints, run_text, strs};
 use polars::prelude::*;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The `minima` binary: exit codes, messages, --set, check, help, Ctrl-C and the REPL.
 
-mod common;
+use crate::common;
 use common::{minima, text};
 use std::io::Write;
 use std::path::Path;

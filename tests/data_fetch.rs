@@ -2,7 +2,7 @@
 //! archives built here: resume after a dropped connection, checksum mismatches,
 //! unsafe archive entries, list/verify output and unknown names. No internet.
 
-mod common;
+use crate::common;
 use common::text;
 use md5::{Digest, Md5};
 use minima::data::fetch::catalog::{Archive, DataSet, Expect, Variant};

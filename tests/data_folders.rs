@@ -2,7 +2,7 @@
 //! and an ImageNet layout reduced to Restricted ImageNet's nine super-classes;
 //! the decoded-image cache (used, invalidated); bad images and folders.
 
-mod common;
+use crate::common;
 use common::formats::{self, Gen};
 use minima::data::imagenet::SUPER_CLASSES;
 use minima::data::load::{load, Options};

@@ -3,7 +3,7 @@
 //! gzipped), their corrupt variants, normalisation, subsets, and the messages
 //! scripts get for bad input.
 
-mod common;
+use crate::common;
 use common::formats::{self, Gen, Py, Python};
 use common::run_text;
 use minima::data::cifar::Format;

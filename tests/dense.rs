@@ -1,7 +1,7 @@
 //! The dense engine (src/train/dense.rs) against the libtorch path it replaces
 //! for mlps on the CPU: the same steps, evaluations and runs, to rounding.
 
-mod common;
+use crate::common;
 use minima::data::random_labels::{random_labels, RandomLabelOptions};
 use minima::data::toy::{toy, ToyOptions};
 use minima::data::{Dataset, Part};

@@ -1,6 +1,6 @@
 //! Result frames in scripts, on small Parquet files the tests write.
 
-mod common;
+use crate::common;
 
 use common::{host_in, run_text};
 use minima::results::frame::write_parquet;

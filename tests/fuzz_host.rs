@@ -1,7 +1,7 @@
 //! Property tests: random config maps, wrong types and truncated scripts always
 //! end in a result or an error with a script position, never a panic.
 
-mod common;
+use crate::common;
 use common::host_in;
 use proptest::prelude::*;
 

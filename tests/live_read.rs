@@ -5,7 +5,7 @@
 //! Runs scripts/readers.sh, which installs polars and DuckDB into the minima cache
 //! the first time (PyPI) and reuses them afterwards.
 
-mod common;
+use crate::common;
 
 use minima::frame::read_results;
 use minima::results::{frame::read_parquet, Row, RunDir, Value};

@@ -2,7 +2,7 @@
 //! their invariants: distances, norms and path norms, FGSM, margins,
 //! interpolation, per-epoch tracking and metrics.parquet.
 
-mod common;
+use crate::common;
 use common::run_text;
 use minima::data::{Augmentation, Dataset, Inputs, Part, Split};
 use minima::metrics::{distance, fgsm, interpolate, margins, norms};

@@ -1,7 +1,7 @@
 //! The architectures: parameter counts, output shapes, seeding, batch-norm modes,
 //! save/load, state names, the script API and every bad-input message.
 
-mod common;
+use crate::common;
 use common::{host_in, run_text};
 use minima::data::{Augmentation, Dataset, Inputs, Split};
 use minima::models::{Arch, Model, ModelSpec};

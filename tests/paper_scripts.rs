@@ -1,6 +1,6 @@
 //! The paper's scripts run end to end and show the paper's effect.
 
-mod common;
+use crate::common;
 use common::{bools, floats, formats, ints, minima, minima_env, text};
 use polars::prelude::*;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The REPL through piped input, and through a pseudo-terminal (util-linux
 //! `script`) where line editing matters: completion and coloured errors.
 
-mod common;
+use crate::common;
 
 use common::text;
 use std::io::{Read, Write};

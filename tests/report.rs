@@ -2,7 +2,7 @@
 //! seeds of the toy mlp, adversarial inits at R = 1 and 2), and `plot_curves`
 //! from scripts.
 
-mod common;
+use crate::common;
 
 use common::{host_in, minima, run_text, text};
 use minima::frame::{aggregate, read_results};

@@ -1,7 +1,7 @@
 //! Results land in Parquet with the documented columns, readable by polars, and
 //! files are written atomically.
 
-mod common;
+use crate::common;
 use common::host_in;
 use minima::results::frame::{read_parquet, to_frame, write_parquet};
 use minima::results::{atomic, Value};

@@ -1,7 +1,7 @@
 //! Runs survive being killed: re-running the folder continues from the checkpoint
 //! and ends with the same weights, bit for bit, as a run never stopped (CPU).
 
-mod common;
+use crate::common;
 use common::{minima, text};
 use minima::models::weights;
 use std::path::Path;

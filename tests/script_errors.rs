@@ -1,6 +1,6 @@
 //! Bad scripts and bad configs give errors that name the problem and its position.
 
-mod common;
+use crate::common;
 use common::run_text;
 
 fn error_of(script: &str) -> String {

@@ -2,7 +2,7 @@
 //! the configurations, re-running finishes only what is missing, and killing a
 //! shard mid-way never leaves a configuration half-published or recorded twice.
 
-mod common;
+use crate::common;
 use common::{floats, host_in, ints, minima, strs, text};
 use minima::frame::read_results;
 use minima::results::frame::read_parquet;

@@ -1,6 +1,6 @@
 //! Training behaviour on small real computations, driven through scripts.
 
-mod common;
+use crate::common;
 use common::host_in;
 use rhai::Map;
 use tch::Tensor;

@@ -1,7 +1,7 @@
 //! Train config features: schedules, evaluation cadence, presets, divergence,
 //! progress output and bad input.
 
-mod common;
+use crate::common;
 use common::{host_in, minima, run_text, text};
 use rhai::{Array, Map};
 
