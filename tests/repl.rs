@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 struct Live {
     child: Child,
     stdin: Option<ChildStdin>,
-    chunks: Receiver<Vec<u8>>,
+    /// (from stdout, bytes) in the order the reader threads got them.
+    chunks: Receiver<(bool, Vec<u8>)>,
     seen: String,
+    stdout: String,
 }
 
 impl Live {
@@ -26,15 +28,18 @@ impl Live {
             .spawn()
             .unwrap();
         let (tx, chunks) = channel();
-        for mut stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
+        for (is_stdout, mut stream) in [
+            (
+                true,
+                Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            ),
+            (false, Box::new(child.stderr.take().unwrap())),
         ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    if n == 0 || tx.send((is_stdout, buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }
@@ -45,6 +50,7 @@ impl Live {
             child,
             chunks,
             seen: String::new(),
+            stdout: String::new(),
         }
     }
 
@@ -66,7 +72,7 @@ impl Live {
             }
             let left = Duration::from_secs(60).saturating_sub(start.elapsed());
             match self.chunks.recv_timeout(left) {
-                Ok(chunk) => self.seen.push_str(&text(&chunk)),
+                Ok(chunk) => self.take(chunk),
                 Err(_) => {
                     let _ = self.child.kill();
                     panic!("waited 60 s for {needle:?}; output so far: {}", self.seen);
@@ -75,14 +81,29 @@ impl Live {
         }
     }
 
+    fn take(&mut self, (is_stdout, chunk): (bool, Vec<u8>)) {
+        let chunk = text(&chunk);
+        if is_stdout {
+            self.stdout.push_str(&chunk);
+        }
+        self.seen.push_str(&chunk);
+    }
+
     /// Closes stdin and returns the exit code and the rest of the output.
-    fn finish(mut self) -> (Option<i32>, String) {
+    fn finish(self) -> (Option<i32>, String) {
+        let (code, seen, _) = self.finish_with_stdout();
+        (code, seen)
+    }
+
+    /// `finish`, and everything the REPL wrote to stdout alone: its results,
+    /// whole lines, which stderr's chunks can split in the merged output.
+    fn finish_with_stdout(mut self) -> (Option<i32>, String, String) {
         drop(self.stdin.take());
         let status = self.child.wait().unwrap();
         while let Ok(chunk) = self.chunks.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push_str(&text(&chunk));
+            self.take(chunk);
         }
-        (status.code(), self.seen)
+        (status.code(), self.seen, self.stdout)
     }
 }
 
@@ -119,11 +140,12 @@ fn multi_line_inputs_help_save_and_an_error_then_success() {
         ":vars\n",
         ":save session.rhai\n",
     ));
-    let (code, out) = live.finish();
+    let (code, out, results) = live.finish_with_stdout();
     assert_eq!(code, Some(0), "{out}");
     // Results (stdout) and errors (stderr) come through two pipes, so their
-    // relative order here is the reader threads', not the REPL's: check lines.
-    let lines: Vec<&str> = out.lines().collect();
+    // relative order here is the reader threads', not the REPL's: results are
+    // checked as lines of stdout alone.
+    let lines: Vec<&str> = results.lines().collect();
     assert!(lines.contains(&"9"), "a string across lines: {out}");
     assert!(out.contains("error: syntax"), "{out}");
     assert!(out.contains("unknown key `n_trian`"), "{out}");
@@ -259,9 +281,9 @@ fn piped_input_continues_statements_and_ends_unterminated_strings_with_an_error(
         "  x)\n",
         "let y = x *\n",
     ));
-    let (code, out) = live.finish();
+    let (code, out, results) = live.finish_with_stdout();
     assert_eq!(code, Some(0), "{out}");
-    let lines: Vec<&str> = out.lines().collect();
+    let lines: Vec<&str> = results.lines().collect();
     assert!(lines.contains(&"42"), "a statement across lines: {out}");
     // The unterminated string is an error on its own line; the next input runs.
     assert!(

@@ -9,7 +9,9 @@
 //! rest as JSON under the metadata key `minima_checkpoint`. A finished run keeps
 //! its checkpoint, marked complete, so re-running the script skips it.
 
-use super::run::{Epoch, Status};
+use super::history::{Epoch, Status};
+use super::sgd::{Sgd, SgdOptions};
+use super::step::BatchTotals;
 use crate::models::{weights, Model};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -19,8 +21,10 @@ use tch::{Device, Tensor};
 
 const KEY: &str = "minima_checkpoint";
 
+/// Where a run stands: the loop's position, its history and its clocks. A
+/// checkpoint keeps it (as JSON) beside the tensors of [`State`].
 #[derive(Serialize, Deserialize)]
-pub struct Progress {
+pub struct Position {
     /// What the run is: data, model, config, kind, index, and digests of its
     /// starting weights and its data (train/fingerprint.rs). A checkpoint of
     /// another setting is refused rather than silently continued.
@@ -35,47 +39,78 @@ pub struct Progress {
     pub elapsed_s: f64,
     #[serde(with = "crate::results::exact")]
     pub epoch_elapsed_s: f64,
-    /// Which parameters have a momentum buffer.
+    /// Which parameters have a momentum buffer (filled in by `save`).
     pub momentum: Vec<bool>,
 }
 
-pub struct State {
-    pub model: Model,
-    pub buffers: Vec<Option<Tensor>>,
-    pub totals: (Tensor, Tensor),
-    pub progress: Progress,
-}
+impl Position {
+    pub fn start(fingerprint: String) -> Position {
+        Position {
+            fingerprint,
+            epoch: 1,
+            step: 0,
+            history: Vec::new(),
+            complete: None,
+            elapsed_s: 0.0,
+            epoch_elapsed_s: 0.0,
+            momentum: Vec::new(),
+        }
+    }
 
-impl State {
+    /// Moves to batch `step` of `epoch`, with the time spent so far in all and in
+    /// that epoch.
+    pub fn at(&mut self, (epoch, step): (i64, i64), (elapsed_s, epoch_elapsed_s): (f64, f64)) {
+        self.epoch = epoch;
+        self.step = step;
+        self.elapsed_s = elapsed_s;
+        self.epoch_elapsed_s = epoch_elapsed_s;
+    }
+
     pub fn status(&self) -> Option<Status> {
-        self.progress.complete.as_deref().and_then(Status::parse)
+        self.complete.as_deref().and_then(Status::parse)
     }
 }
 
-pub fn save(
-    path: &Path,
-    model: &Model,
-    buffers: &[Option<Tensor>],
-    totals: (&Tensor, &Tensor),
-    progress: &Progress,
-) -> Result<()> {
-    let mut extra: Vec<(String, Tensor)> = buffers
+/// Everything the training loop changes: what `save` writes and `load` returns.
+pub struct State {
+    pub model: Model,
+    pub sgd: Sgd,
+    pub totals: BatchTotals,
+    pub position: Position,
+}
+
+pub fn save(path: &Path, state: &mut State) -> Result<()> {
+    let State {
+        model,
+        sgd,
+        totals,
+        position,
+    } = state;
+    position.momentum = sgd.buffers().iter().map(Option::is_some).collect();
+    let mut extra: Vec<(String, Tensor)> = sgd
+        .buffers()
         .iter()
         .enumerate()
         .filter_map(|(i, b)| b.as_ref().map(|b| (format!("sgd.{i}"), b.shallow_clone())))
         .collect();
-    extra.push(("totals.loss".into(), totals.0.shallow_clone()));
-    extra.push(("totals.correct".into(), totals.1.shallow_clone()));
-    let meta = HashMap::from([(KEY.to_string(), serde_json::to_string(progress)?)]);
+    let (loss, correct) = totals.tensors();
+    extra.push(("totals.loss".into(), loss.shallow_clone()));
+    extra.push(("totals.correct".into(), correct.shallow_clone()));
+    let meta = HashMap::from([(KEY.to_string(), serde_json::to_string(position)?)]);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     weights::save_with(model, &extra, meta, path)
 }
 
-/// The checkpoint at `path`, if there is one; an error if it belongs to another
-/// setting or cannot be read.
-pub fn load(path: &Path, device: Device, fingerprint: &str) -> Result<Option<State>> {
+/// The checkpoint at `path`, if there is one, with SGD rebuilt from `sgd`; an
+/// error if it belongs to another setting or cannot be read.
+pub fn load(
+    path: &Path,
+    device: Device,
+    fingerprint: &str,
+    sgd: SgdOptions,
+) -> Result<Option<State>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -85,9 +120,9 @@ pub fn load(path: &Path, device: Device, fingerprint: &str) -> Result<Option<Sta
         .metadata
         .get(KEY)
         .ok_or_else(|| anyhow!("{} has no `{KEY}` metadata", what()))?;
-    let progress: Progress = serde_json::from_str(json).with_context(what)?;
-    if progress.fingerprint != fingerprint {
-        let changed = super::fingerprint::changes(&progress.fingerprint, fingerprint);
+    let position: Position = serde_json::from_str(json).with_context(what)?;
+    if position.fingerprint != fingerprint {
+        let changed = super::fingerprint::changes(&position.fingerprint, fingerprint);
         bail!(
             "{} was made by a different setting; what changed (checkpoint → now):\n  {}\n\
              restore the setting to continue it, or move the checkpoint away to start that run afresh \
@@ -97,17 +132,19 @@ pub fn load(path: &Path, device: Device, fingerprint: &str) -> Result<Option<Sta
         );
     }
     let mut take = |name: &str| loaded.extra.remove(name);
-    let buffers = (0..progress.momentum.len())
+    let buffers = (0..position.momentum.len())
         .map(|i| take(&format!("sgd.{i}")))
         .collect();
-    let totals = (
+    let totals = BatchTotals::from_tensors(
         take("totals.loss").ok_or_else(|| anyhow!("{}: no totals.loss", what()))?,
         take("totals.correct").ok_or_else(|| anyhow!("{}: no totals.correct", what()))?,
     );
+    let mut sgd = Sgd::new(sgd, position.momentum.len())?;
+    sgd.restore(buffers)?;
     Ok(Some(State {
         model: loaded.model,
-        buffers,
+        sgd,
         totals,
-        progress,
+        position,
     }))
 }

@@ -6,7 +6,8 @@
 use super::precision::{self, GradScaler};
 use super::schedule::{self, Schedule};
 use super::sgd::SgdOptions;
-use crate::host::config::{Config, Default as D, Key, Rule, Spec};
+use crate::kit::config::{Config, Default as D, Rule};
+use crate::typed_config;
 use crate::results::Value;
 use anyhow::{bail, Result};
 use rhai::{Dynamic, Map};
@@ -37,128 +38,34 @@ fn lr_value(v: &Dynamic) -> Result<Value, String> {
 /// precision").
 const CPU_AUTOCAST: &str = "where autocast is not offered: bf16 autocast measured 5.2x slower than fp32 on an AVX2 CPU without bf16 instructions (docs/TRAINING.md); use \"fp32\"";
 
-pub const TRAIN: Spec = Spec {
-    what: "train config",
-    keys: &[
-        Key {
-            name: "epochs",
-            rule: POSITIVE_INT,
-            default: D::Int(350),
-            help: "epochs to run (the schedule's length)",
-        },
-        Key {
-            name: "batch_size",
-            rule: POSITIVE_INT,
-            default: D::Int(128),
-            help: "examples per SGD step",
-        },
-        Key {
-            name: "lr",
-            rule: Rule::Custom(lr_value),
-            default: D::Float(0.1),
-            help: "learning rate: a number or a schedule map (piecewise, step, cosine)",
-        },
-        Key {
-            name: "momentum",
-            rule: UNIT,
-            default: D::Float(0.0),
-            help: "SGD momentum (paper: 0.9)",
-        },
-        Key {
-            name: "dampening",
-            rule: UNIT,
-            default: D::Float(0.0),
-            help: "momentum dampening",
-        },
-        Key {
-            name: "weight_decay",
-            rule: NONNEG,
-            default: D::Float(0.0),
-            help: "L2 regularisation added to the gradient (paper: 5e-4)",
-        },
-        Key {
-            name: "nesterov",
-            rule: Rule::Bool,
-            default: D::Bool(false),
-            help: "Nesterov momentum",
-        },
-        Key {
-            name: "augment",
-            rule: Rule::Bool,
-            default: D::Bool(false),
-            help: "apply the data set's augmentation while training",
-        },
-        Key {
-            name: "seed",
-            rule: Rule::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-            default: D::Int(0),
-            help: "seed of batch order and augmentation",
-        },
-        Key {
-            name: "stop_at_train_acc",
-            rule: Rule::Float {
-                min: 0.0,
-                max: 1.0,
-                min_open: true,
-            },
-            default: D::Absent,
-            help: "stop once train accuracy reaches this fraction, e.g. 1.0",
-        },
-        Key {
-            name: "check_every",
-            rule: POSITIVE_INT,
-            default: D::Int(1),
-            help: "epochs between checks of stop_at_train_acc",
-        },
-        Key {
-            name: "max_epochs",
-            rule: POSITIVE_INT,
-            default: D::Absent,
-            help: "with stop_at_train_acc: keep going past `epochs` (at the last lr) up to this",
-        },
-        Key {
-            name: "eval_every",
-            rule: POSITIVE_INT,
-            default: D::Int(1),
-            help: "epochs between evaluations on the clean train and test splits",
-        },
-        Key {
-            name: "checkpoint_every",
-            rule: POSITIVE_INT,
-            default: D::Absent,
-            help: "epochs between checkpoints (default: every 60 s of training, and at the end)",
-        },
-        Key {
-            name: "precision",
-            rule: Rule::Str {
-                choices: &["fp32", "bf16", "fp16"],
-            },
-            default: D::Str("fp32"),
-            help: "fp32; bf16 autocast or fp16 autocast with a gradient scaler (CUDA only)",
-        },
-        Key {
-            name: "track",
-            rule: Rule::Strs {
-                choices: crate::metrics::track::TRACKABLE,
-            },
-            default: D::Str(""),
-            help: "metrics added to the history every track_every epochs (docs/METRICS.md)",
-        },
-        Key {
-            name: "track_every",
-            rule: POSITIVE_INT,
-            default: D::Int(1),
-            help: "epochs between measurements of the tracked metrics",
-        },
-    ],
-};
+typed_config! {
+    /// The `train` config map, typed.
+    pub struct TrainConfig as TRAIN("train config") {
+        epochs: i64 = POSITIVE_INT, D::Int(350), "epochs to run (the schedule's length)";
+        batch_size: i64 = POSITIVE_INT, D::Int(128), "examples per SGD step";
+        lr: Value = Rule::Custom(lr_value), D::Float(0.1), "learning rate: a number or a schedule map (piecewise, step, cosine)";
+        momentum: f64 = UNIT, D::Float(0.0), "SGD momentum (paper: 0.9)";
+        dampening: f64 = UNIT, D::Float(0.0), "momentum dampening";
+        weight_decay: f64 = NONNEG, D::Float(0.0), "L2 regularisation added to the gradient (paper: 5e-4)";
+        nesterov: bool = Rule::Bool, D::Bool(false), "Nesterov momentum";
+        augment: bool = Rule::Bool, D::Bool(false), "apply the data set's augmentation while training";
+        seed: i64 = Rule::Int { min: 0, max: i64::MAX, }, D::Int(0), "seed of batch order and augmentation";
+        stop_at_train_acc: Option<f64> = Rule::Float { min: 0.0, max: 1.0, min_open: true, }, D::Absent, "stop once train accuracy reaches this fraction, e.g. 1.0";
+        check_every: i64 = POSITIVE_INT, D::Int(1), "epochs between checks of stop_at_train_acc";
+        max_epochs: Option<i64> = POSITIVE_INT, D::Absent, "with stop_at_train_acc: keep going past `epochs` (at the last lr) up to this";
+        eval_every: i64 = POSITIVE_INT, D::Int(1), "epochs between evaluations on the clean train and test splits";
+        checkpoint_every: Option<i64> = POSITIVE_INT, D::Absent, "epochs between checkpoints (default: every 60 s of training, and at the end)";
+        precision: String = Rule::Str { choices: &["fp32", "bf16", "fp16"], }, D::Str("fp32"), "fp32; bf16 autocast or fp16 autocast with a gradient scaler (CUDA only)";
+        track: Vec<String> = Rule::Strs { choices: crate::metrics::track::TRACKABLE, }, D::Str(""), "metrics added to the history every track_every epochs (docs/METRICS.md)";
+        track_every: i64 = POSITIVE_INT, D::Int(1), "epochs between measurements of the tracked metrics";
+    }
+}
 
 /// A validated train config with its typed parts.
 pub struct Settings {
+    /// The values as result columns, in the spec's order.
     pub config: Config,
+    pub train: TrainConfig,
     pub schedule: Schedule,
     pub sgd: SgdOptions,
     /// Epochs the loop may run: `epochs`, or `max_epochs` when a target is set.
@@ -167,14 +74,12 @@ pub struct Settings {
 
 impl Settings {
     pub fn read(map: &Map) -> Result<Settings, String> {
-        let config = TRAIN.read(map)?;
+        let (train, config) = TrainConfig::read(map)?;
         let schedule = map
             .get("lr")
             .map_or(Ok(Schedule::Constant(0.1)), schedule::parse)?;
-        let epochs = config.i64("epochs");
-        let target = config.opt_f64("stop_at_train_acc");
-        let max = config.get("max_epochs").as_f64().map(|m| m as i64);
-        let limit = match (target, max) {
+        let epochs = train.epochs;
+        let limit = match (train.stop_at_train_acc, train.max_epochs) {
             (_, Some(m)) if m < epochs => {
                 return Err(format!(
                     "train config: `max_epochs` = {m} is below `epochs` = {epochs}"
@@ -190,13 +95,14 @@ impl Settings {
         };
         let sgd = SgdOptions {
             lr: schedule.at(1, epochs),
-            momentum: config.f64("momentum"),
-            dampening: config.f64("dampening"),
-            weight_decay: config.f64("weight_decay"),
-            nesterov: config.bool("nesterov"),
+            momentum: train.momentum,
+            dampening: train.dampening,
+            weight_decay: train.weight_decay,
+            nesterov: train.nesterov,
         };
         Ok(Settings {
             config,
+            train,
             schedule,
             sgd,
             limit,
@@ -204,23 +110,22 @@ impl Settings {
     }
 
     pub fn lr_at(&self, epoch: i64) -> f64 {
-        self.schedule.at(epoch, self.config.i64("epochs"))
+        self.schedule.at(epoch, self.train.epochs)
     }
 
     /// Whether the run autocasts: for "bf16" and "fp16", sets this thread's CUDA
     /// autocast dtype (tch's `autocast` switches CUDA autocast on at whatever
     /// dtype is set) and says yes; refused on the CPU.
     pub fn autocast(&self, device: tch::Device) -> Result<bool> {
-        let dtype = match self.config.str("precision") {
+        let precision = self.train.precision.as_str();
+        let dtype = match precision {
             "bf16" => tch::Kind::BFloat16,
             "fp16" => tch::Kind::Half,
             _ => return Ok(false),
         };
         if !device.is_cuda() {
             bail!(
-                "train config: `precision: \"{}\"` needs a CUDA device; this run is on the CPU, {}",
-                self.config.str("precision"),
-                CPU_AUTOCAST
+                "train config: `precision: \"{precision}\"` needs a CUDA device; this run is on the CPU, {CPU_AUTOCAST}"
             );
         }
         precision::set_autocast_dtype(precision::AutocastDevice::Cuda, dtype)?;
@@ -229,6 +134,6 @@ impl Settings {
 
     /// fp16 needs a gradient scaler (its small range underflows gradients).
     pub fn scaler(&self) -> Option<GradScaler> {
-        (self.config.str("precision") == "fp16").then(GradScaler::default)
+        (self.train.precision == "fp16").then(GradScaler::default)
     }
 }

@@ -25,6 +25,7 @@
 use super::sgd::Sgd;
 use crate::data::{Dataset, Part, Split};
 use crate::metrics::evaluate::{evaluate, Score, EVAL_BATCH};
+use crate::slices::{floats, is_host_float, longs};
 use crate::models::{Arch, Model};
 use tch::{Device, Kind, Tensor};
 
@@ -40,27 +41,6 @@ pub fn enabled() -> bool {
 /// Splits up to this many values (64 MB) are kept materialised: evaluations and
 /// un-augmented batches then read them with no tensor operation.
 const CACHE_FLOATS: usize = 16 << 20;
-
-/// A CPU float32 tensor's values. Safety: `t` is a contiguous CPU float tensor
-/// and nothing writes to it while the slice lives.
-pub(crate) unsafe fn floats(t: &Tensor) -> &[f32] {
-    std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel())
-}
-
-/// Safety: as `floats`, and no other slice of `t` lives meanwhile.
-#[allow(clippy::mut_from_ref)]
-pub(crate) unsafe fn floats_mut(t: &Tensor) -> &mut [f32] {
-    std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel())
-}
-
-/// Safety: `t` is a contiguous CPU int64 tensor nobody writes meanwhile.
-unsafe fn longs(t: &Tensor) -> &[i64] {
-    std::slice::from_raw_parts(t.data_ptr() as *const i64, t.numel())
-}
-
-pub(crate) fn is_host_float(t: &Tensor) -> bool {
-    t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous()
-}
 
 /// c = a·b + beta·c for a [m, k] (strides `a_rs`, `a_cs`), b [k, n] (strides
 /// `b_rs`, `b_cs`) and dense c [m, n]: matrixmultiply's blocked sgemm, which

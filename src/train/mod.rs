@@ -3,13 +3,17 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod fit;
 pub mod dense;
 pub mod fingerprint;
+pub mod history;
 pub mod precision;
 pub mod progress;
+pub mod record;
 pub mod rhai;
-pub mod run;
 pub mod schedule;
 pub mod sgd;
+pub mod step;
 
-pub use run::{train, Run, Status, TrainRequest};
+pub use fit::{train, TrainRequest};
+pub use history::{Epoch, Run, Status};

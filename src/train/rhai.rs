@@ -3,9 +3,9 @@
 use super::config::{Settings, TRAIN};
 use super::run::{train, Run, TrainRequest};
 use crate::data::rhai::{random_labels_from_map, Data, RANDOM_LABELS};
-use crate::host::config::check_keys;
-use crate::host::error::{OrScript, ScriptResult};
-use crate::host::Session;
+use crate::kit::config::check_keys;
+use crate::kit::error::{OrScript, ScriptResult};
+use crate::kit::Session;
 use crate::models::rhai::{spec_from_map, ModelRef};
 use crate::models::Model;
 use crate::results::Value;
@@ -89,7 +89,7 @@ pub fn to_dynamic(v: Value) -> Dynamic {
 }
 
 /// The metric at the last epoch that has it (evaluation may skip epochs).
-fn last_metric(run: &Run, f: impl Fn(&super::run::Epoch) -> Option<f64>) -> f64 {
+fn last_metric(run: &Run, f: impl Fn(&super::history::Epoch) -> Option<f64>) -> f64 {
     run.history.iter().rev().find_map(f).unwrap_or(f64::NAN)
 }
 

@@ -116,7 +116,7 @@ pub fn parse(v: &Dynamic) -> Result<Schedule, String> {
             ))
         }
     };
-    crate::host::config::check_keys(&format!("lr schedule \"{kind}\""), &map, allowed)?;
+    crate::kit::config::check_keys(&format!("lr schedule \"{kind}\""), &map, allowed)?;
     let schedule = match kind.as_str() {
         "piecewise" => {
             let values = list(&map, "values", |v| {

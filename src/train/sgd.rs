@@ -141,19 +141,19 @@ impl Sgd {
         for ((p, g), buffer) in params.iter().zip(grads).zip(self.buffers.iter_mut()) {
             // Safety: the dense engine only runs on contiguous CPU float tensors,
             // and no other slice of this parameter lives during the update.
-            let values = unsafe { super::dense::floats_mut(p) };
+            let values = unsafe { crate::slices::floats_mut(p) };
             if wd != 0.0 {
                 g.iter_mut().zip(&*values).for_each(|(g, p)| *g += p * wd);
             }
             if momentum != 0.0 {
                 match buffer {
                     Some(b) => {
-                        if !super::dense::is_host_float(b) {
+                        if !crate::slices::is_host_float(b) {
                             *b = b.to_kind(tch::Kind::Float).contiguous();
                         }
                         // Safety: made a contiguous CPU float tensor just above (the
                         // model, and so the checkpoint it came from, is on the CPU).
-                        let b = unsafe { super::dense::floats_mut(b) };
+                        let b = unsafe { crate::slices::floats_mut(b) };
                         for (b, g) in b.iter_mut().zip(g.iter_mut()) {
                             *b = *b * momentum + *g * keep;
                             *g = if o.nesterov { *g + *b * momentum } else { *b };

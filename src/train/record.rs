@@ -1,32 +1,17 @@
-//! Script bindings for results: `record(run[, tags])`, `record_metrics(rows[,
-//! tags])` and `run_dir()`.
+//! Script bindings that write results: `record(run[, tags])`, `record_metrics(rows[,
+//! tags])` and `run_dir()`. They live with training because a recorded run is a
+//! trained `Run`; the run folder they write is `results::RunDir`.
 
-use super::{Row, Value};
-use crate::host::error::{script_error, OrScript, ScriptResult};
-use crate::host::Session;
-use crate::train::rhai::RunRef;
+use super::rhai::RunRef;
+use crate::kit::error::{script_error, OrScript, ScriptResult};
+use crate::kit::Session;
+use crate::kit::cell::cell_value;
+use crate::results::{Row, Value};
 use rhai::{Array, Dynamic, Engine, Map};
 use std::rc::Rc;
 
 fn tag_value(key: &str, v: &Dynamic) -> ScriptResult<Value> {
     cell_value("record", "tag", key, v)
-}
-
-pub(crate) fn cell_value(what: &str, role: &str, key: &str, v: &Dynamic) -> ScriptResult<Value> {
-    if let Ok(i) = v.as_int() {
-        Ok(Value::Int(i))
-    } else if let Ok(f) = v.as_float() {
-        Ok(Value::Float(f))
-    } else if let Ok(b) = v.as_bool() {
-        Ok(Value::Bool(b))
-    } else if v.is_string() {
-        Ok(Value::Str(v.to_string()))
-    } else {
-        Err(script_error(format!(
-            "{what}: {role} `{key}` must be a number, string or boolean, found {}",
-            v.type_name()
-        )))
-    }
 }
 
 /// Appends the run to the history (one row per epoch) and summary (one row)
