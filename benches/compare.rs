@@ -28,8 +28,8 @@ use minima::data::{
 use minima::metrics::evaluate::evaluate;
 use minima::models::{Arch, Model, ModelSpec};
 use minima::train::dense::Dense;
-use minima::train::run::{train_step, Batch, BatchTotals};
 use minima::train::sgd::{Sgd, SgdOptions};
+use minima::train::step::{train_step, Batch, BatchTotals};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

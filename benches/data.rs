@@ -222,8 +222,8 @@ fn status_kb(field: &str) -> i64 {
 
 /// Child: one epoch on Fashion-MNIST's random-label set with R replicas.
 fn random_labels_child(replicas: i64) {
-    use minima::host::params::Params;
     use minima::host::{Host, Session, SessionOptions};
+    use minima::kit::params::Params;
     // One torch thread: on a machine shared with other work, two threads that
     // wait on each other make epoch times vary several-fold between runs.
     tch::set_num_threads(1);

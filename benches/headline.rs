@@ -8,8 +8,8 @@
 //! `--set` overrides (e.g. `seeds=3`). Needs Debian's dataset-fashion-mnist (or
 //! MINIMA_DATA). The run folder is kept under target/headline-<time>/ to inspect.
 
-use minima::host::params::Params;
 use minima::host::{Host, Outcome, Session, SessionOptions};
+use minima::kit::params::Params;
 use polars::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -8,12 +8,11 @@
 //! Calls under 5 s are timed three times and the fastest kept.
 
 use minima::data::{Augmentation, Dataset, Inputs, Part, Split};
-use minima::host::config::Config;
 use minima::metrics::track::Tracker;
 use minima::metrics::{distance, fgsm, interpolate, margins, norms};
 use minima::models::{Arch, Model, ModelSpec};
-use minima::train::config::{Settings, TRAIN};
-use minima::train::run::{train, TrainRequest};
+use minima::train::config::Settings;
+use minima::train::fit::{train, TrainRequest};
 use rhai::{Array, Dynamic, Map};
 use std::rc::Rc;
 use std::time::Instant;
@@ -47,12 +46,6 @@ fn config_map(track: &[&str]) -> Map {
     let names: Array = track.iter().map(|t| Dynamic::from(t.to_string())).collect();
     map.insert("track".into(), Dynamic::from_array(names));
     map
-}
-
-fn config(track: &[&str]) -> Config {
-    TRAIN
-        .read(&config_map(track))
-        .expect("a valid train config")
 }
 
 fn settings() -> Settings {
@@ -108,7 +101,7 @@ fn main() {
         tch::get_num_threads()
     );
     println!("one training epoch (batch 128, steps only): {epoch:.3} s");
-    let tracked = Tracker::new(&config(&["norms", "distance_to_init"]), &init);
+    let tracked = Tracker::new(&["norms".into(), "distance_to_init".into()], 1, &init);
     let interp = interpolate::Options {
         steps: 2,
         bn_batches: 20,

@@ -8,8 +8,8 @@
 //! kernels; then plain and augmented epochs alternate, three rounds, and the
 //! median of each is printed.
 
-use minima::host::params::Params;
 use minima::host::{Host, Session, SessionOptions};
+use minima::kit::params::Params;
 use rhai::Map;
 
 fn main() {

@@ -7,6 +7,7 @@
 pub mod data;
 pub mod frame;
 pub mod host;
+pub mod kit;
 pub mod memory;
 pub mod metrics;
 pub mod models;
@@ -14,5 +15,6 @@ pub mod plot;
 pub mod report;
 pub mod results;
 pub mod rng;
+pub mod slices;
 pub mod sweep;
 pub mod train;

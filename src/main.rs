@@ -2,9 +2,11 @@
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use minima::host::params::Params;
-use minima::host::{api, interrupt, repl, Host, Outcome, Session, SessionOptions};
-use minima::sweep::{jobs, shard::Shard};
+use minima::host::{api, repl, Host, Outcome, Session, SessionOptions};
+use minima::kit::interrupt;
+use minima::kit::params::Params;
+use minima::results::shard::Shard;
+use minima::sweep::jobs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tch::Device;

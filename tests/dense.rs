@@ -8,8 +8,8 @@ use minima::data::{Dataset, Part};
 use minima::metrics::evaluate::evaluate;
 use minima::models::{Arch, Model, ModelSpec};
 use minima::train::dense::Dense;
-use minima::train::run::{train_step, Batch, BatchTotals};
 use minima::train::sgd::{Sgd, SgdOptions};
+use minima::train::step::{train_step, Batch, BatchTotals};
 use tch::{Device, Kind, Tensor};
 
 fn mlp(hidden: &[i64], inputs: i64, classes: i64) -> Model {

@@ -121,7 +121,7 @@ fn every_documented_read_of_a_live_folder_succeeds_and_sees_whole_runs() {
     loop {
         let ended = run.try_wait().unwrap().is_some();
         // Nothing is documented to read before the first run is recorded.
-        if !minima::results::parts::list(&out, "summary")
+        if !minima::results::part_files::list(&out, "summary")
             .unwrap()
             .is_empty()
         {

@@ -409,9 +409,9 @@ fn run_with_images(out: &Path, script: &str) -> Result<(), String> {
     let result = host.engine.run_with_scope(&mut scope, script);
     host.session.finish("completed").unwrap();
     result.map_err(|e| {
-        minima::host::report::format_error(
+        minima::host::diagnostics::format_error(
             &e,
-            &minima::host::report::Source {
+            &minima::host::diagnostics::Source {
                 name: "test.rhai",
                 text: script,
             },

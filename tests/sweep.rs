@@ -375,7 +375,7 @@ fn a_killed_shard_is_finished_by_rerunning_the_command_every_configuration_once(
     let (first, second) = (&configs[0].id, &configs[3].id);
     let began = Instant::now();
     while !(out.join("parts").join(first).is_dir()
-        && minima::sweep::part::has_checkpoint(&out, second))
+        && minima::results::part_folder::has_checkpoint(&out, second))
     {
         assert!(
             began.elapsed() < Duration::from_secs(180),

@@ -3,7 +3,7 @@
 //! the images on every core into uint8 RGB planes.
 
 use super::images::Images;
-use crate::host::interrupt;
+use crate::kit::interrupt;
 use anyhow::{anyhow, bail, Context, Result};
 use image::imageops::FilterType;
 use std::path::{Path, PathBuf};

@@ -48,7 +48,7 @@ impl Default for Options {
 
 /// The error for an unknown name: the known ones, and the nearest as a hint.
 pub fn unknown(name: &str) -> String {
-    let hint = crate::host::config::closest(name, NAMES.iter().copied())
+    let hint = crate::kit::config::closest(name, NAMES.iter().copied())
         .map(|c| format!(" (did you mean `{c}`?)"))
         .unwrap_or_default();
     format!(

@@ -5,7 +5,7 @@
 pub mod rhai;
 
 use crate::results::frame::read_parquet;
-use crate::sweep::part::PARTS;
+use crate::results::part_folder::PARTS;
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ fn run_folder_files(run: &Path, table: &str) -> Result<Vec<(PathBuf, PathBuf)>> 
 /// `TABLE.parquet`. The parts are read even when the whole file is there: they
 /// are never replaced, so a folder that a script is writing reads safely.
 fn table_files(folder: &Path, table: &str) -> Result<Vec<PathBuf>> {
-    let parts = crate::results::parts::list(folder, table)?;
+    let parts = crate::results::part_files::list(folder, table)?;
     if !parts.is_empty() {
         return Ok(parts.into_iter().map(|(_, file)| file).collect());
     }

@@ -2,10 +2,10 @@
 //! types and their methods.
 
 use super::{aggregate, check_columns, columns, compare, Cmp, AGGS};
-use crate::host::config::{Default as D, Key, Rule, Spec};
-use crate::host::error::{script_error, OrScript, ScriptResult};
+use crate::kit::cell::cell_value;
+use crate::kit::config::{Default as D, Key, Rule, Spec};
+use crate::kit::error::{script_error, OrScript, ScriptResult};
 use crate::results::frame::to_frame;
-use crate::results::rhai::cell_value;
 use crate::results::value::Value;
 use polars::prelude::*;
 use rhai::{Array, Dynamic, Engine, Map};

@@ -3,7 +3,7 @@
 //! the REPL's `:help` and config-key completion read it too. A function registered
 //! without an entry here makes `tests/api_doc.rs` fail.
 
-use super::config::Spec;
+use crate::kit::config::Spec;
 use rhai::Engine;
 use std::collections::BTreeMap;
 

@@ -12,7 +12,7 @@ pub struct Source<'a> {
 pub fn is_interrupt(err: &EvalAltResult) -> bool {
     match innermost(err) {
         EvalAltResult::ErrorTerminated(..) => true,
-        EvalAltResult::ErrorRuntime(v, _) => v.to_string() == super::interrupt::MESSAGE,
+        EvalAltResult::ErrorRuntime(v, _) => v.to_string() == crate::kit::interrupt::MESSAGE,
         _ => false,
     }
 }
@@ -28,7 +28,7 @@ fn innermost(err: &EvalAltResult) -> &EvalAltResult {
 fn message(err: &EvalAltResult) -> String {
     match err {
         EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
-        EvalAltResult::ErrorTerminated(..) => super::interrupt::MESSAGE.to_string(),
+        EvalAltResult::ErrorTerminated(..) => crate::kit::interrupt::MESSAGE.to_string(),
         other => {
             // Display appends " (line L, position C)"; the position is shown apart.
             let text = other.to_string();

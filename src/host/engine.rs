@@ -1,7 +1,7 @@
 //! The Rhai engine with every binding registered. Adding a binding: write it in the
 //! domain's `rhai.rs`, then call that module's `register` here.
 
-use super::{interrupt, Session};
+use crate::kit::{interrupt, Session};
 use rhai::{Dynamic, Engine};
 use std::rc::Rc;
 
@@ -11,7 +11,7 @@ pub fn build(session: &Rc<Session>) -> Engine {
     // Rhai's defaults differ between debug and release builds (32/16 vs 64/32) and
     // refuse ordinary nested config maps inside functions; one limit for both.
     engine.set_max_expr_depths(128, 128);
-    engine.set_module_resolver(super::modules::SearchPath::default());
+    engine.set_module_resolver(crate::kit::modules::SearchPath::default());
     // Polled between statements, so Ctrl-C also stops long pure-script loops.
     engine.on_progress(|_| interrupt::requested().then(|| Dynamic::from(interrupt::MESSAGE)));
 
@@ -19,7 +19,7 @@ pub fn build(session: &Rc<Session>) -> Engine {
     crate::models::rhai::register(&mut engine, session);
     crate::train::rhai::register(&mut engine, session);
     crate::metrics::rhai::register(&mut engine);
-    crate::results::rhai::register(&mut engine, session);
+    crate::train::record::register(&mut engine, session);
     crate::plot::rhai::register(&mut engine, session);
     crate::frame::rhai::register(&mut engine);
     crate::sweep::rhai::register(&mut engine, session);
@@ -33,16 +33,10 @@ fn register_host(engine: &mut Engine, session: &Rc<Session>) {
         s.params
             .borrow_mut()
             .read(name, default)
-            .map_err(super::error::script_error)
+            .map_err(crate::kit::error::script_error)
     });
     let s = session.clone();
-    engine.register_fn("device", move || device_name(s.device()));
-}
-
-/// `cpu` or `cuda:N`, the spelling `--device` accepts.
-pub fn device_name(device: tch::Device) -> String {
-    match device {
-        tch::Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
+    engine.register_fn("device", move || {
+        crate::kit::session::device_name(s.device())
+    });
 }

@@ -1,22 +1,18 @@
-//! The script host: engine, session, config validation, errors and the REPL.
+//! The composer: the engine with every domain's bindings, the API docs, the
+//! REPL and how errors are shown. It stands above the domains; what they share
+//! (session, config specs, errors, params, interrupt) is the kit below them.
 
 pub mod alloc;
 pub mod api;
-pub mod config;
+pub mod diagnostics;
 pub mod engine;
-pub mod error;
-pub mod interrupt;
-pub mod modules;
-pub mod params;
 pub mod repl;
-pub mod report;
-pub mod scan;
-pub mod session;
 
-pub use session::{Session, SessionOptions};
+pub use crate::kit::{Session, SessionOptions};
 
+use crate::kit::{modules, scan};
 use anyhow::{Context, Result};
-use report::Source;
+use diagnostics::Source;
 use rhai::{Engine, AST};
 use std::path::Path;
 use std::rc::Rc;
@@ -41,6 +37,12 @@ pub fn read_script(path: &Path) -> Result<String> {
 
 impl Host {
     pub fn new(session: Session) -> Host {
+        let engine = if crate::train::dense::enabled() {
+            "dense"
+        } else {
+            "libtorch"
+        };
+        session.note("mlp_engine", engine.into());
         let session = Rc::new(session);
         Host {
             engine: engine::build(&session),
@@ -52,7 +54,7 @@ impl Host {
     pub fn compile(&self, name: &str, text: &str) -> Result<AST, String> {
         self.engine
             .compile(text)
-            .map_err(|e| report::format_parse_error(&e, &Source { name, text }))
+            .map_err(|e| diagnostics::format_parse_error(&e, &Source { name, text }))
     }
 
     /// `minima check`: compiles the script and every module it imports (found as
@@ -99,7 +101,7 @@ impl Host {
         let result = self.engine.run_ast(&ast);
         let mut outcome = match &result {
             Ok(()) => Outcome::Completed,
-            Err(e) if report::is_interrupt(e) => Outcome::Interrupted,
+            Err(e) if diagnostics::is_interrupt(e) => Outcome::Interrupted,
             Err(_) => Outcome::Failed,
         };
         if outcome == Outcome::Completed {
@@ -119,7 +121,7 @@ impl Host {
         if let Err(e) = &result {
             eprint!(
                 "{}",
-                report::format_error(
+                diagnostics::format_error(
                     e,
                     &Source {
                         name: &name,

@@ -128,6 +128,153 @@ impl Config {
     }
 }
 
+/// A config value as a Rust type; `None` when the value has another type, which
+/// a config validated by the same spec never has.
+pub trait FromValue: Sized {
+    fn from_value(v: &Value) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Option<i64> {
+        match v {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(v: &Value) -> Option<f64> {
+        v.as_f64()
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for String {
+    fn from_value(v: &Value) -> Option<String> {
+        match v {
+            Value::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Vec<i64> {
+    fn from_value(v: &Value) -> Option<Vec<i64>> {
+        match v {
+            Value::Ints(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The entries of a `Rule::Strs` key (kept as one comma-separated cell).
+impl FromValue for Vec<String> {
+    fn from_value(v: &Value) -> Option<Vec<String>> {
+        match v {
+            Value::Str(s) => Some(
+                s.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `Rule::Custom` keys: the value as the rule returned it.
+impl FromValue for Value {
+    fn from_value(v: &Value) -> Option<Value> {
+        Some(v.clone())
+    }
+}
+
+/// A key with `Default::Absent`: `None` when left out.
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Option<Option<T>> {
+        match v {
+            Value::Null => Some(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+/// Reads key `name` of a config validated by its own spec as `T`.
+pub fn field<T: FromValue>(config: &Config, what: &str, name: &str) -> Result<T, String> {
+    T::from_value(config.get(name)).ok_or_else(|| {
+        format!(
+            "{what}: `{name}` holds {:?}, not the type its spec declares (a bug in minima)",
+            config.get(name)
+        )
+    })
+}
+
+/// One declaration of a config map: a typed struct, its [`Spec`] (whose keys give
+/// the checks, the defaults, `minima doc` and REPL completion), and `read`, which
+/// validates a script's map and returns both the struct and the [`Config`] (the
+/// values as result columns). Each key is written once, as a field:
+///
+/// ```ignore
+/// typed_config! {
+///     /// The `fgsm` options.
+///     pub struct Fgsm as FGSM("fgsm options") {
+///         examples: i64 = Rule::Int { min: 1, max: i64::MAX }, Default::Int(1000), "test images";
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! typed_config {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident as $spec:ident($what:literal) {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $rule:expr, $default:expr, $help:literal; )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        $vis struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        $vis const $spec: $crate::kit::config::Spec = $crate::kit::config::Spec {
+            what: $what,
+            keys: &[
+                $( $crate::kit::config::Key {
+                    name: stringify!($field),
+                    rule: $rule,
+                    default: $default,
+                    help: $help,
+                }, )*
+            ],
+        };
+
+        impl $name {
+            /// Validates `map` against the spec; the typed values and the config.
+            #[allow(dead_code)]
+            pub fn read(map: &rhai::Map) -> Result<($name, $crate::kit::config::Config), String> {
+                let config = $spec.read(map)?;
+                Ok(($name::from_config(&config)?, config))
+            }
+
+            /// The typed values of a config validated by this struct's spec.
+            pub fn from_config(config: &$crate::kit::config::Config) -> Result<$name, String> {
+                Ok($name {
+                    $( $field: $crate::kit::config::field(config, $what, stringify!($field))?, )*
+                })
+            }
+        }
+    };
+}
+
 impl Spec {
     pub fn allowed(&self) -> String {
         self.keys

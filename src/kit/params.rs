@@ -218,7 +218,7 @@ mod tests {
     }
 
     fn scanned(text: &str) -> ScriptScan {
-        super::super::scan::scan(None, text)
+        crate::kit::scan::scan(None, text)
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! directory (created on first use) and the provenance written to `config.json`.
 
 use super::params::Params;
+use crate::results::part_folder::PartFolder;
+use crate::results::shard::Shard;
 use crate::results::{Row, RunDir, Value};
-use crate::sweep::part::Part;
-use crate::sweep::shard::Shard;
 use anyhow::{bail, Result};
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -31,9 +31,12 @@ pub struct Session {
     /// This process's share of every sweep (`--shard`, `--jobs`, Slurm).
     shard: Option<Shard>,
     /// The sweep configuration whose body is running; records go into it.
-    part: RefCell<Option<Part>>,
+    part: RefCell<Option<PartFolder>>,
     /// `next_run` outside the body, restored when it ends.
     outer_run: Cell<i64>,
+    /// Facts the composer adds to `config.json` (e.g. which engine trains mlps),
+    /// so the kit need not know the domains that decide them.
+    notes: RefCell<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Session {
@@ -48,7 +51,13 @@ impl Session {
             shard: None,
             part: RefCell::new(None),
             outer_run: Cell::new(0),
+            notes: RefCell::new(serde_json::Map::new()),
         }
+    }
+
+    /// Adds `key: value` to the `config.json` this session writes.
+    pub fn note(&self, key: &str, value: serde_json::Value) {
+        self.notes.borrow_mut().insert(key.to_string(), value);
     }
 
     pub fn with_shard(mut self, shard: Option<Shard>) -> Session {
@@ -74,12 +83,12 @@ impl Session {
     }
 
     /// Starts a sweep body: records go to `part`, run indices restart at 0.
-    pub fn enter_part(&self, part: Part) {
+    pub fn enter_part(&self, part: PartFolder) {
         self.outer_run.set(self.next_run.replace(0));
         *self.part.borrow_mut() = Some(part);
     }
 
-    pub fn leave_part(&self) -> Option<Part> {
+    pub fn leave_part(&self) -> Option<PartFolder> {
         self.next_run.set(self.outer_run.get());
         self.part.borrow_mut().take()
     }
@@ -236,7 +245,7 @@ impl Session {
                 .display()
                 .to_string()
         });
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "script": script,
             "overrides": params.overrides_json(),
             "params": params.used_json(),
@@ -244,18 +253,29 @@ impl Session {
             "minima_version": env!("CARGO_PKG_VERSION"),
             "git_commit": env!("MINIMA_GIT_COMMIT"),
             "libtorch": "2.13.0",
-            "device": super::engine::device_name(self.device()),
+            "device": device_name(self.device()),
             "threads": tch::get_num_threads(),
-            "mlp_engine": if crate::train::dense::enabled() { "dense" } else { "libtorch" },
             "started_at": self.started.to_rfc3339(),
             "updated_at": chrono::Utc::now().to_rfc3339(),
             "status": status,
             "shard": self.shard.map(|s| s.label()),
-        })
+        });
+        if let Some(object) = json.as_object_mut() {
+            object.extend(self.notes.borrow().clone());
+        }
+        json
     }
 }
 
 /// `Value::Str` shorthand used across bindings.
 pub fn text(s: impl Into<String>) -> Value {
     Value::Str(s.into())
+}
+
+/// `cpu` or `cuda:N`, the spelling `--device` accepts.
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }

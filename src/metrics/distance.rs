@@ -52,10 +52,10 @@ fn host(ts: &[Tensor]) -> Option<Vec<&[f32]>> {
     ts.iter()
         .map(|t| {
             total += t.numel();
-            let ok = crate::train::dense::is_host_float(t) && total <= MAX_VALUES;
+            let ok = crate::slices::is_host_float(t) && total <= MAX_VALUES;
             // Safety: checked to be a contiguous CPU float tensor, only read here
             // while the caller holds the tensors.
-            ok.then(|| unsafe { crate::train::dense::floats(t) })
+            ok.then(|| unsafe { crate::slices::floats(t) })
         })
         .collect()
 }

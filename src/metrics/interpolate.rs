@@ -42,7 +42,7 @@ pub fn interpolate(a: &Model, b: &Model, data: &Dataset, opts: Options) -> Resul
     let (wa, wb, mut w) = (a.parameters(), b.parameters(), net.parameters());
     let mut points = Vec::new();
     for i in 0..opts.steps {
-        crate::host::interrupt::check()?;
+        crate::kit::interrupt::check()?;
         let alpha = i as f64 / (opts.steps - 1) as f64;
         tch::no_grad(|| -> Result<()> {
             for ((p, x), y) in w.iter_mut().zip(&wa).zip(&wb) {

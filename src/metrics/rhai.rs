@@ -6,8 +6,8 @@ use super::interpolate::{self, interpolate};
 use super::{boundary, distance, evaluate, fgsm, margins, norms};
 use crate::data::rhai::Data;
 use crate::data::Part;
-use crate::host::config::{Config, Default as D, Key, Rule, Spec};
-use crate::host::error::{script_error, OrScript, ScriptResult};
+use crate::kit::config::{Config, Default as D, Key, Rule, Spec};
+use crate::kit::error::{script_error, OrScript, ScriptResult};
 use crate::models::rhai::ModelRef;
 use rhai::{Array, Dynamic, Engine, Map};
 

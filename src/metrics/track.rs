@@ -4,7 +4,6 @@
 
 use super::{distance, fgsm, norms};
 use crate::data::{Dataset, Part};
-use crate::host::config::Config;
 use crate::models::Model;
 use crate::results::{Row, Value};
 use anyhow::Result;
@@ -30,13 +29,12 @@ fn snapshot(ts: Vec<Tensor>) -> Vec<Tensor> {
 }
 
 impl Tracker {
-    /// Reads `track` and `track_every` of a validated train config; `model` is the
+    /// `names` from `TRACKABLE` measured every `every` epochs; `model` is the
     /// initial model of the run.
-    pub fn new(config: &Config, model: &Model) -> Tracker {
-        let names = config.strs("track");
+    pub fn new(names: &[String], every: i64, model: &Model) -> Tracker {
         let has = |n: &str| names.iter().any(|t| t == n);
         Tracker {
-            every: config.i64("track_every").max(1),
+            every: every.max(1),
             norms: has("norms"),
             fgsm: has("fgsm"),
             init: has("distance_to_init").then(|| {

@@ -3,9 +3,9 @@
 
 use super::{Arch, Model, ModelSpec, ARCHS};
 use crate::data::rhai::Data;
-use crate::host::config::{Default as D, Key, Rule, Spec};
-use crate::host::error::{script_error, OrScript, ScriptResult};
-use crate::host::Session;
+use crate::kit::config::{Default as D, Key, Rule, Spec};
+use crate::kit::error::{script_error, OrScript, ScriptResult};
+use crate::kit::Session;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::path::PathBuf;
 use std::rc::Rc;

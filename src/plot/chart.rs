@@ -1,31 +1,15 @@
-//! Line and dot charts of [`Line`]s, drawn once per format (PNG and SVG) from one
+//! Line and dot charts of [`Line`](super::series::Line)s, drawn once per format (PNG and SVG) from one
 //! description: panels in a grid, a shared legend on the right whose width is
 //! measured from its labels so nothing is clipped.
 
 use super::font::{self, FAMILY};
-use super::series::Line;
+use super::series::{Panel, Style};
 use crate::results::atomic;
 use anyhow::{anyhow, bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Style {
-    /// Mean line over x with a min–max band; markers when there are few points.
-    Lines,
-    /// One dot per line (its first point) with a min–max whisker, lines side by side.
-    Dots,
-}
-
-pub struct Panel {
-    pub title: String,
-    pub x_label: String,
-    pub y_label: String,
-    pub lines: Vec<Line>,
-    pub style: Style,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Format {

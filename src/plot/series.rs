@@ -2,7 +2,6 @@
 //! point is the mean of y with its min and max over the group's rows at that x,
 //! which is the spread over seeds when those rows are the seeds' runs.
 
-use super::chart::{Panel, Style};
 use crate::frame::check_columns;
 use anyhow::{bail, Result};
 use polars::prelude::*;
@@ -21,6 +20,22 @@ pub struct Point {
 pub struct Line {
     pub label: String,
     pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Style {
+    /// Mean line over x with a min–max band; markers when there are few points.
+    Lines,
+    /// One dot per line (its first point) with a min–max whisker, lines side by side.
+    Dots,
+}
+
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub lines: Vec<Line>,
+    pub style: Style,
 }
 
 /// A numeric column as floats (booleans as 0/1); nulls and NaNs as `None`.

@@ -5,8 +5,9 @@
 
 use super::settings::setting_columns;
 use super::Part;
-use crate::plot::chart::{self, Palette, Panel, Style};
+use crate::plot::chart::{self, Palette};
 use crate::plot::series::{floats, labels, lines, texts};
+use crate::plot::series::{Panel, Style};
 use crate::results::atomic;
 use anyhow::{Context, Result};
 use polars::prelude::*;

@@ -1,12 +1,14 @@
-//! Results: typed cells, DataFrames, atomic Parquet files, part files and the run
-//! directory.
+//! Results: typed cells, DataFrames, atomic Parquet files, and the run folder's
+//! layout: its tables as part files, sweep configurations' part folders, and
+//! the shards that share it.
 
 pub mod atomic;
 pub mod exact;
 pub mod frame;
-pub mod parts;
-pub mod rhai;
+pub mod part_files;
+pub mod part_folder;
 pub mod run_dir;
+pub mod shard;
 pub mod value;
 
 pub use frame::Row;

@@ -10,8 +10,7 @@
 //! killed configuration leaves only `.running/<id>` (discarded when it starts
 //! again) and its checkpoints (from which it resumes).
 
-use super::grid::Configuration;
-use crate::results::{atomic, Row, RunDir};
+use super::{atomic, Row, RunDir};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +20,7 @@ pub const CHECKPOINTS: &str = "checkpoints";
 pub const CONFIGURATION: &str = "configuration.json";
 
 /// The configuration a sweep body is running: where its records go.
-pub struct Part {
+pub struct PartFolder {
     pub dir: RunDir,
     /// `sweep_*` columns every row recorded in the body carries.
     pub columns: Row,
@@ -45,47 +44,41 @@ pub fn has_checkpoint(out: &Path, id: &str) -> bool {
     std::fs::read_dir(checkpoints_path(out, id)).is_ok_and(|mut e| e.next().is_some())
 }
 
-/// A fresh staging folder for `config` (anything an earlier, killed attempt
-/// left there is discarded: the body records everything again).
-pub fn begin(out: &Path, config: &Configuration) -> Result<Part> {
-    let staging = out.join(RUNNING).join(&config.id);
+/// A fresh staging folder for configuration `id` (anything an earlier, killed
+/// attempt left there is discarded: the body records everything again); `columns`
+/// are the `sweep_*` columns its rows carry.
+pub fn begin(out: &Path, id: &str, columns: Row) -> Result<PartFolder> {
+    let staging = out.join(RUNNING).join(id);
     if staging.exists() {
         std::fs::remove_dir_all(&staging)
             .with_context(|| format!("cannot clear {}", staging.display()))?;
     }
-    Ok(Part {
+    Ok(PartFolder {
         dir: RunDir::create_at(&staging)?,
-        columns: config.columns(),
-        checkpoints: checkpoints_path(out, &config.id),
+        columns,
+        checkpoints: checkpoints_path(out, id),
     })
 }
 
-/// Publishes the part under `OUT/parts/<id>` and drops its checkpoints.
+/// Publishes the part of configuration number `index` under `OUT/parts/<id>`,
+/// with `record` as its `configuration.json`, and drops its checkpoints.
 pub fn commit(
     out: &Path,
-    config: &Configuration,
-    part: Part,
-    about: serde_json::Value,
+    (index, id): (i64, &str),
+    part: PartFolder,
+    record: serde_json::Value,
 ) -> Result<()> {
     let staging = part.dir.path().to_path_buf();
-    let mut record = serde_json::json!({
-        "index": config.index,
-        "id": config.id,
-        "config": serde_json::from_str::<serde_json::Value>(&config.canonical)?,
-    });
-    if let (Some(record), Some(about)) = (record.as_object_mut(), about.as_object()) {
-        record.extend(about.clone());
-    }
     part.dir.write_tables()?;
     let text = serde_json::to_string_pretty(&record)?;
     atomic::write_bytes(&staging.join(CONFIGURATION), format!("{text}\n").as_bytes())?;
-    let target = part_path(out, &config.id);
+    let target = part_path(out, id);
     if target.exists() {
         bail!(
             "{} already exists: configuration {} was completed by another process at the same time \
              (two processes ran the same shard?)",
             target.display(),
-            config.index
+            index
         );
     }
     let parts = out.join(PARTS);

@@ -17,7 +17,7 @@
 
 use super::atomic;
 use super::frame::{self, Row};
-use super::parts;
+use super::part_files;
 use super::Value;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ fn remove_rows(rows: &mut Vec<Row>, index: i64, drop: impl Fn(&Row) -> bool) -> 
 }
 
 fn read_rows(path: &Path) -> Result<Vec<Row>> {
-    frame::from_frame(&parts::read(path)?)
+    frame::from_frame(&part_files::read(path)?)
 }
 
 impl RunDir {
@@ -155,15 +155,15 @@ impl RunDir {
             dir.split_whole_tables()?;
         }
         for name in [SUMMARY, METRICS, HISTORY] {
-            parts::remove(&path.join(name))?;
+            part_files::remove(&path.join(name))?;
         }
         Ok(dir)
     }
 
     fn read_parts(&mut self) -> Result<()> {
-        let summary = parts::list(&self.path, "summary")?;
-        let history = parts::list(&self.path, "history")?;
-        let metrics = parts::list(&self.path, "metrics")?;
+        let summary = part_files::list(&self.path, "summary")?;
+        let history = part_files::list(&self.path, "history")?;
+        let metrics = part_files::list(&self.path, "metrics")?;
         let last = summary
             .iter()
             .chain(&history)
@@ -184,7 +184,7 @@ impl RunDir {
             } else {
                 // Its process was killed between a run's history and summary part:
                 // the run was never recorded.
-                parts::remove(&file)?;
+                part_files::remove(&file)?;
             }
         }
         for (_, file) in metrics {
@@ -217,7 +217,7 @@ impl RunDir {
         if !metrics.is_empty() {
             let seq = self.take_part();
             self.earlier_metrics
-                .push(parts::write(&self.path, "metrics", seq, &metrics)?);
+                .push(part_files::write(&self.path, "metrics", seq, &metrics)?);
             self.metrics = metrics;
         }
         Ok(())
@@ -234,11 +234,11 @@ impl RunDir {
         let seq = self.take_part();
         let written = match history.is_empty() {
             true => None,
-            false => Some(parts::write(&self.path, "history", seq, history)?),
+            false => Some(part_files::write(&self.path, "history", seq, history)?),
         };
-        let summary = parts::write(&self.path, "summary", seq, std::slice::from_ref(summary));
+        let summary = part_files::write(&self.path, "summary", seq, std::slice::from_ref(summary));
         if let (Err(_), Some(written)) = (&summary, written) {
-            let _ = parts::remove(&written);
+            let _ = part_files::remove(&written);
         }
         summary?;
         self.run_parts.push((index, seq));
@@ -310,8 +310,8 @@ impl RunDir {
         // Superseded runs leave disk and memory together, before the new parts are
         // written: a reader never sees two versions of a run.
         for &(_, seq) in self.run_parts.iter().filter(|p| stale(p.0)) {
-            parts::remove(&parts::file(&self.path, "summary", seq))?;
-            parts::remove(&parts::file(&self.path, "history", seq))?;
+            part_files::remove(&part_files::file(&self.path, "summary", seq))?;
+            part_files::remove(&part_files::file(&self.path, "history", seq))?;
         }
         self.run_parts.retain(|p| !stale(p.0));
         let at_history = remove_rows(&mut self.history, index, drop);
@@ -337,7 +337,7 @@ impl RunDir {
             return Ok(());
         }
         for file in std::mem::take(&mut self.earlier_metrics) {
-            parts::remove(&file)?;
+            part_files::remove(&file)?;
         }
         self.metrics.clear();
         Ok(())
@@ -350,7 +350,7 @@ impl RunDir {
             return Ok(());
         }
         let seq = self.take_part();
-        parts::write(&self.path, "metrics", seq, &rows)?;
+        part_files::write(&self.path, "metrics", seq, &rows)?;
         self.metrics.extend(rows);
         Ok(())
     }
@@ -407,7 +407,7 @@ mod tests {
     }
 
     fn names(dir: &Path, table: &str) -> Vec<String> {
-        parts::list(dir, table)
+        part_files::list(dir, table)
             .unwrap()
             .iter()
             .map(|(_, p)| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -559,7 +559,7 @@ mod tests {
         let path = tmp.path().join("run");
         drop(recorded(&path));
         // Killed between run 2's history part and its summary part.
-        parts::write(&path, "history", 3, &history(2)).unwrap();
+        part_files::write(&path, "history", 3, &history(2)).unwrap();
         let dir = RunDir::open_existing(&path).unwrap();
         assert_eq!(
             names(&path, "history"),

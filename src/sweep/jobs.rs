@@ -4,7 +4,7 @@
 //! between them (OMP_NUM_THREADS, which libtorch's intra-op pool follows). Their
 //! output is passed through, each line prefixed with its shard.
 
-use super::shard::Shard;
+use crate::results::shard::Shard;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,4 @@
 
 pub mod grid;
 pub mod jobs;
-pub mod part;
 pub mod rhai;
-pub mod shard;

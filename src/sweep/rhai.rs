@@ -1,9 +1,9 @@
 //! Script bindings: `grid(map)` and `sweep(configs, |cfg| { ... })`.
 
 use super::grid::{self, Configuration};
-use super::part;
-use crate::host::error::{script_error, OrScript, ScriptResult};
-use crate::host::Session;
+use crate::kit::error::{script_error, OrScript, ScriptResult};
+use crate::kit::Session;
+use crate::results::part_folder;
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -106,11 +106,11 @@ fn sweep(
         }
     };
     for config in &mine {
-        if part::is_complete(&out, &config.id) {
+        if part_folder::is_complete(&out, &config.id) {
             skipped += 1;
             continue;
         }
-        let resuming = if part::has_checkpoint(&out, &config.id) {
+        let resuming = if part_folder::has_checkpoint(&out, &config.id) {
             ", resuming from its checkpoints"
         } else {
             ""
@@ -123,7 +123,7 @@ fn sweep(
             config.canonical
         ));
         let started = (chrono::Utc::now(), Instant::now());
-        session.enter_part(part::begin(&out, config).or_script()?);
+        session.enter_part(part_folder::begin(&out, &config.id, config.columns()).or_script()?);
         let result =
             body.call_within_context::<Dynamic>(ctx, (Dynamic::from_map(config.to_map()),));
         let Some(done) = session.leave_part() else {
@@ -136,14 +136,18 @@ fn sweep(
             ));
             return Err(e);
         }
-        let about = serde_json::json!({
+        let record = serde_json::json!({
+            "index": config.index,
+            "id": config.id,
+            "config": serde_json::from_str::<serde_json::Value>(&config.canonical)
+                .map_err(|e| script_error(format!("sweep: configuration {}: {e}", config.index)))?,
             "shard": shard.map(|s| s.label()),
             "pid": std::process::id(),
             "started_at": started.0.to_rfc3339(),
             "finished_at": chrono::Utc::now().to_rfc3339(),
             "elapsed_s": started.1.elapsed().as_secs_f64(),
         });
-        part::commit(&out, config, done, about).or_script()?;
+        part_folder::commit(&out, (config.index, &config.id), done, record).or_script()?;
         ran += 1;
     }
     if skipped > 0 {

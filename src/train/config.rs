@@ -7,8 +7,8 @@ use super::precision::{self, GradScaler};
 use super::schedule::{self, Schedule};
 use super::sgd::SgdOptions;
 use crate::kit::config::{Config, Default as D, Rule};
-use crate::typed_config;
 use crate::results::Value;
+use crate::typed_config;
 use anyhow::{bail, Result};
 use rhai::{Dynamic, Map};
 

@@ -25,8 +25,8 @@
 use super::sgd::Sgd;
 use crate::data::{Dataset, Part, Split};
 use crate::metrics::evaluate::{evaluate, Score, EVAL_BATCH};
-use crate::slices::{floats, is_host_float, longs};
 use crate::models::{Arch, Model};
+use crate::slices::{floats, is_host_float, longs};
 use tch::{Device, Kind, Tensor};
 
 /// The environment variable that chooses the engine: `libtorch` turns this one off.

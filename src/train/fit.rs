@@ -36,7 +36,15 @@ const CHECKPOINT_SECONDS: f64 = 60.0;
 
 /// Trains a copy of `init` on `data`; `init` itself is left unchanged.
 pub fn train(req: TrainRequest) -> Result<Run> {
-    let TrainRequest { init, data, settings, kind, index, quiet, checkpoint } = req;
+    let TrainRequest {
+        init,
+        data,
+        settings,
+        kind,
+        index,
+        quiet,
+        checkpoint,
+    } = req;
     check_fits(init, data)?;
     let autocast = settings.autocast(data.device())?;
     let t = &settings.train;
@@ -60,11 +68,19 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     }
 
     state.sgd.scaler = settings.scaler();
-    let start_weights: Vec<Tensor> = init.parameters().iter().map(|p| p.detach().copy()).collect();
+    let start_weights: Vec<Tensor> = init
+        .parameters()
+        .iter()
+        .map(|p| p.detach().copy())
+        .collect();
     let tracker = Tracker::new(&t.track, t.track_every, init);
     let mut params = state.model.parameters();
     let host_engine = !autocast && state.sgd.scaler.is_none();
-    let mut dense = if host_engine { Dense::for_model(&state.model) } else { None };
+    let mut dense = if host_engine {
+        Dense::for_model(&state.model)
+    } else {
+        None
+    };
     let mut progress = Progress::new(format!("run {index} ({kind})"), settings.limit, quiet);
     let started = Instant::now() - Duration::from_secs_f64(state.position.elapsed_s);
     let mut last_save = Instant::now();
@@ -76,7 +92,11 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     let first = state.position.epoch;
     for epoch in first..=settings.limit {
         let resumed = epoch == first;
-        let spent = if resumed { state.position.epoch_elapsed_s } else { 0.0 };
+        let spent = if resumed {
+            state.position.epoch_elapsed_s
+        } else {
+            0.0
+        };
         let epoch_start = Instant::now() - Duration::from_secs_f64(spent);
         let lr = settings.lr_at(epoch);
         state.sgd.options.lr = lr;
@@ -90,7 +110,10 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         while step * t.batch_size < n {
             if interrupt::requested() {
                 // Stop at this batch boundary, keeping everything needed to go on.
-                let clocks = (started.elapsed().as_secs_f64(), epoch_start.elapsed().as_secs_f64());
+                let clocks = (
+                    started.elapsed().as_secs_f64(),
+                    epoch_start.elapsed().as_secs_f64(),
+                );
                 state.position.at((epoch, step), clocks);
                 saver.save(&mut state)?;
                 interrupt::check()?;
@@ -105,7 +128,11 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             match host {
                 Some(tally) => state.totals.add_host(tally),
                 None => {
-                    let batch = Batch { index: &order.narrow(0, start, len), augment_seed, autocast };
+                    let batch = Batch {
+                        index: &order.narrow(0, start, len),
+                        augment_seed,
+                        autocast,
+                    };
                     let (model, sgd, totals) = (&state.model, &mut state.sgd, &mut state.totals);
                     train_step(model, &mut params, sgd, data, batch, totals, dense.as_mut());
                 }
@@ -116,9 +143,14 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         let batch = std::mem::replace(&mut state.totals, BatchTotals::new(device)).read(n);
         let epoch_time = epoch_start.elapsed().as_secs_f64();
         let check_due = t.stop_at_train_acc.is_some() && epoch % t.check_every == 0;
-        let eval_due = epoch % t.eval_every == 0 || epoch == settings.limit || !batch.loss.is_finite();
-        let train = (eval_due || check_due).then(|| score(&mut dense, &state.model, data, Part::Train));
-        let reached = check_due && t.stop_at_train_acc.zip(train).is_some_and(|(t, s)| s.acc >= t);
+        let eval_due =
+            epoch % t.eval_every == 0 || epoch == settings.limit || !batch.loss.is_finite();
+        let train =
+            (eval_due || check_due).then(|| score(&mut dense, &state.model, data, Part::Train));
+        let reached = check_due
+            && t.stop_at_train_acc
+                .zip(train)
+                .is_some_and(|(t, s)| s.acc >= t);
         // Checking the target needs the train split only; the test split is
         // evaluated on evaluation epochs and at the end, where the run stops.
         let test = (eval_due || reached).then(|| score(&mut dense, &state.model, data, Part::Test));
@@ -149,33 +181,52 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             None => last_save.elapsed().as_secs_f64() >= CHECKPOINT_SECONDS,
         };
         if due && epoch < settings.limit {
-            state.position.at((epoch + 1, 0), (started.elapsed().as_secs_f64(), 0.0));
+            state
+                .position
+                .at((epoch + 1, 0), (started.elapsed().as_secs_f64(), 0.0));
             saver.save(&mut state)?;
             last_save = Instant::now();
         }
     }
 
     let last = state.position.history.last().map_or(0, |e| e.epoch);
-    state.position.at((last + 1, 0), (started.elapsed().as_secs_f64(), 0.0));
+    state
+        .position
+        .at((last + 1, 0), (started.elapsed().as_secs_f64(), 0.0));
     state.position.complete = Some(status.as_str().to_string());
     saver.save(&mut state)?;
-    let evaluated = state.position.history.iter().rev().find_map(|e| e.train.zip(e.test));
+    let evaluated = state
+        .position
+        .history
+        .iter()
+        .rev()
+        .find_map(|e| e.train.zip(e.test));
     let (train_acc, test_acc) = evaluated.map_or((f64::NAN, f64::NAN), |(t, s)| (t.acc, s.acc));
-    let outcome = format!("{}: train acc {train_acc:.4}, test acc {test_acc:.4}", status.as_str());
+    let outcome = format!(
+        "{}: train acc {train_acc:.4}, test acc {test_acc:.4}",
+        status.as_str()
+    );
     progress.finish(last, &outcome);
     Ok(done(state, status))
 }
 
 fn check_fits(init: &Model, data: &Dataset) -> Result<()> {
     if init.device() != data.device() {
-        bail!("the model is on {:?} but the data on {:?}", init.device(), data.device());
+        bail!(
+            "the model is on {:?} but the data on {:?}",
+            init.device(),
+            data.device()
+        );
     }
     init.spec.check_fits(data)
 }
 
 /// The columns every row of the run carries: what was trained on what, how.
 fn setting_row(index: i64, kind: &str, data: &Dataset, init: &Model, settings: &Settings) -> Row {
-    let mut row: Row = vec![("run".into(), Value::Int(index)), ("kind".into(), Value::Str(kind.into()))];
+    let mut row: Row = vec![
+        ("run".into(), Value::Int(index)),
+        ("kind".into(), Value::Str(kind.into())),
+    ];
     row.extend(data.columns());
     row.extend(init.spec.columns());
     row.extend(settings.config.to_row());
@@ -187,7 +238,12 @@ fn fresh(init: &Model, settings: &Settings, fingerprint: String, device: Device)
     let model = init.copy()?;
     let sgd = Sgd::new(settings.sgd, model.parameters().len())?;
     let totals = BatchTotals::new(device);
-    Ok(State { model, sgd, totals, position: Position::start(fingerprint) })
+    Ok(State {
+        model,
+        sgd,
+        totals,
+        position: Position::start(fingerprint),
+    })
 }
 
 /// Where the run's checkpoint goes, and the fingerprint that says it is this

@@ -77,7 +77,10 @@ impl Epoch {
                 "loss {:.4} acc {:.4} test acc {:.4} lr {lr} {speed:.0} img/s",
                 s.loss, s.acc, t.acc
             ),
-            (Some(s), None) => format!("loss {:.4} acc {:.4} lr {lr} {speed:.0} img/s", s.loss, s.acc),
+            (Some(s), None) => format!(
+                "loss {:.4} acc {:.4} lr {lr} {speed:.0} img/s",
+                s.loss, s.acc
+            ),
             _ => format!(
                 "batch loss {:.4} batch acc {:.4} lr {lr} {speed:.0} img/s",
                 self.batch.loss, self.batch.acc

@@ -3,9 +3,9 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod fit;
 pub mod dense;
 pub mod fingerprint;
+pub mod fit;
 pub mod history;
 pub mod precision;
 pub mod progress;

@@ -3,9 +3,9 @@
 //! trained `Run`; the run folder they write is `results::RunDir`.
 
 use super::rhai::RunRef;
+use crate::kit::cell::cell_value;
 use crate::kit::error::{script_error, OrScript, ScriptResult};
 use crate::kit::Session;
-use crate::kit::cell::cell_value;
 use crate::results::{Row, Value};
 use rhai::{Array, Dynamic, Engine, Map};
 use std::rc::Rc;

@@ -1,7 +1,8 @@
 //! Script bindings for training: `train`, `adversarial_init` and the `Run` type.
 
 use super::config::{Settings, TRAIN};
-use super::run::{train, Run, TrainRequest};
+use super::fit::{train, TrainRequest};
+use super::history::Run;
 use crate::data::rhai::{random_labels_from_map, Data, RANDOM_LABELS};
 use crate::kit::config::check_keys;
 use crate::kit::error::{OrScript, ScriptResult};

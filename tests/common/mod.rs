@@ -3,8 +3,8 @@
 
 pub mod formats;
 
-use minima::host::params::Params;
 use minima::host::{Host, Session, SessionOptions};
+use minima::kit::params::Params;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -33,9 +33,9 @@ pub fn run_text(out: &Path, text: &str) -> Result<(), String> {
             .map_err(|e| format!("{e:#}"))?;
     }
     ran.map_err(|e| {
-        minima::host::report::format_error(
+        minima::host::diagnostics::format_error(
             &e,
-            &minima::host::report::Source {
+            &minima::host::diagnostics::Source {
                 name: "test.rhai",
                 text,
             },

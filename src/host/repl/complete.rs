@@ -207,8 +207,8 @@ impl Helper for Completion {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::params::Params;
     use crate::host::{Host, Session, SessionOptions};
+    use crate::kit::params::Params;
 
     fn host() -> Host {
         Host::new(Session::new(SessionOptions {

@@ -8,8 +8,9 @@ mod input;
 use complete::{Completion, Vocab};
 pub use input::is_complete;
 
-use super::report::{self, Source};
-use super::{api, interrupt, modules, scan, Host};
+use super::diagnostics::{self, Source};
+use super::{api, Host};
+use crate::kit::{interrupt, modules, scan};
 use anyhow::Result;
 use rhai::{Dynamic, Scope, AST};
 use rustyline::error::ReadlineError;
@@ -163,7 +164,7 @@ impl Session<'_> {
         let mut ast = match engine.compile_with_scope(&self.scope, text) {
             Ok(ast) => ast,
             Err(e) => {
-                self.error(&report::format_parse_error(&e, &src));
+                self.error(&diagnostics::format_parse_error(&e, &src));
                 return false;
             }
         };
@@ -190,7 +191,7 @@ impl Session<'_> {
                 true
             }
             Err(e) => {
-                self.error(&report::format_error(&e, &src));
+                self.error(&diagnostics::format_error(&e, &src));
                 false
             }
         };
