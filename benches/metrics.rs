@@ -115,7 +115,7 @@ fn main() {
     let rows: Vec<(&str, f64)> = vec![
         (
             "distance (d, trainable)",
-            time(|| distance::between(&init, m, distance::Options::default())),
+            time(|| distance::between(&init, m, distance::Options::defaults().expect("defaults"))),
         ),
         (
             "distance (buffers, absolute)",

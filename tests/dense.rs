@@ -30,7 +30,7 @@ fn toy_data(seed: i64) -> Dataset {
             n_train: 30,
             n_test: 40,
             seed,
-            ..ToyOptions::default()
+            ..ToyOptions::defaults().unwrap()
         },
         Device::Cpu,
     )

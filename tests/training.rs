@@ -105,7 +105,7 @@ fn toy_data_follows_the_papers_recipe() {
             n_train: 20000,
             n_test: 1,
             seed: 1,
-            ..Default::default()
+            ..minima::data::toy::ToyOptions::defaults().unwrap()
         },
         dev,
     );
@@ -137,7 +137,7 @@ fn random_label_copies_are_replicated_masked_and_relabelled() {
     let d = toy(
         &ToyOptions {
             n_train: 5000,
-            ..Default::default()
+            ..ToyOptions::defaults().unwrap()
         },
         tch::Device::Cpu,
     );
@@ -240,7 +240,7 @@ fn toy_augmentation_can_keep_each_original_point() {
         &ToyOptions {
             n_train: 2000,
             augment_original: true,
-            ..Default::default()
+            ..ToyOptions::defaults().unwrap()
         },
         tch::Device::Cpu,
     );

@@ -22,6 +22,9 @@ pub mod toy;
 pub use augment::Augmentation;
 pub use random_labels::RandomLabelOptions;
 
+/// Examples per class or copies of each; more than this is a typo, not a data set.
+const COUNT: crate::kit::config::Rule = crate::kit::rules::count(10_000_000);
+
 use crate::results::{Row, Value};
 use tch::{Device, Kind, Tensor};
 

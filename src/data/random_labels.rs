@@ -8,15 +8,21 @@
 //! memory does not grow with R and every epoch and run sees the same copies.
 
 use super::hash;
-use super::{Dataset, Split};
+use super::{Dataset, Split, COUNT};
+use crate::kit::config::{key, Default as D};
+use crate::kit::rules::{SEED, UNIT};
 use crate::results::Value;
+use crate::typed_config;
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RandomLabelOptions {
-    pub replicas: i64,
-    pub zero_out: f64,
-    pub seed: i64,
+typed_config! {
+    /// `random_labels(data, #{..})`: Algorithm 1's R, N% and seed.
+    #[derive(Copy)]
+    pub struct RandomLabelOptions as RANDOM_LABELS("random_labels options") {
+        replicas: i64 = key(COUNT, D::Int(1), "copies R of each example");
+        zero_out: f64 = key(UNIT, D::Float(0.0), "fraction of each copy's values set to zero");
+        seed: i64 = key(SEED, D::Int(0), "seed of labels and masks");
+    }
 }
 
 const LABELS: i64 = 1;

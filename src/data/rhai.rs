@@ -4,107 +4,27 @@
 use super::cifar::Format;
 use super::images::Normalize;
 use super::load::{self, Options};
+pub use super::random_labels::RANDOM_LABELS;
 use super::random_labels::{random_labels, RandomLabelOptions};
+pub use super::toy::TOY;
 use super::toy::{toy, ToyOptions};
 use super::{Dataset, Inputs, Part};
-use crate::kit::config::{Default as D, Key, Rule, Spec};
+use crate::kit::config::{key, Default as D, KeyDef, Rule, Spec};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
+use crate::kit::rules::SEED;
 use crate::kit::Session;
 use crate::results::Value;
+use crate::typed_config;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::rc::Rc;
 
 pub type Data = Rc<Dataset>;
 
-const COUNT: Rule = Rule::Int {
-    min: 1,
-    max: 10_000_000,
-};
-const SEED: Rule = Rule::Int {
-    min: 0,
-    max: i64::MAX,
-};
-
-pub const TOY: Spec = Spec {
-    what: "toy options",
-    keys: &[
-        Key {
-            name: "n_train",
-            rule: COUNT,
-            default: D::Int(50),
-            help: "training points per class",
-        },
-        Key {
-            name: "n_test",
-            rule: COUNT,
-            default: D::Int(50),
-            help: "test points per class",
-        },
-        Key {
-            name: "seed",
-            rule: SEED,
-            default: D::Int(0),
-            help: "seed of the sample",
-        },
-        Key {
-            name: "augment_copies",
-            rule: COUNT,
-            default: D::Int(2),
-            help: "copies of each point per epoch when training with augment: true",
-        },
-        Key {
-            name: "augment_std",
-            rule: Rule::Float {
-                min: 0.0,
-                max: f64::INFINITY,
-                min_open: false,
-            },
-            default: D::Float(0.1),
-            help: "std of the Gaussian noise added to each copy",
-        },
-        Key {
-            name: "augment_original",
-            rule: Rule::Bool,
-            default: D::Bool(false),
-            help: "also keep each point as it is in an augmented epoch (the authors' toy code)",
-        },
-    ],
-};
-
-pub const RANDOM_LABELS: Spec = Spec {
-    what: "random_labels options",
-    keys: &[
-        Key {
-            name: "replicas",
-            rule: COUNT,
-            default: D::Int(1),
-            help: "copies R of each example",
-        },
-        Key {
-            name: "zero_out",
-            rule: Rule::Float {
-                min: 0.0,
-                max: 1.0,
-                min_open: false,
-            },
-            default: D::Float(0.0),
-            help: "fraction of each copy's values set to zero",
-        },
-        Key {
-            name: "seed",
-            rule: SEED,
-            default: D::Int(0),
-            help: "seed of labels and masks",
-        },
-    ],
-};
-
-const ROOT: Key = Key {
-    name: "root",
-    rule: Rule::Str { choices: &[] },
-    default: D::Absent,
-    help: "folder to read from (default: $MINIMA_DATA/NAME, a system folder, ~/.cache/minima/data/NAME)",
-};
+const ROOT: KeyDef = key(
+    Rule::Str { choices: &[] },
+    D::Absent,
+    "folder to read from (default: $MINIMA_DATA/NAME, a system folder, ~/.cache/minima/data/NAME)",
+);
 
 /// `normalize`: true, false or "paper".
 fn normalize_value(v: &Dynamic) -> Result<Value, String> {
@@ -117,119 +37,136 @@ fn normalize_value(v: &Dynamic) -> Result<Value, String> {
     }
 }
 
-const NORMALIZE: Key = Key {
-    name: "normalize",
-    rule: Rule::Custom(normalize_value),
-    default: D::Bool(true),
-    help: "true: the training split's per-channel mean and population std; \"paper\": as the paper's code (CIFAR-10's published constants, elsewhere the mean of per-image stds); false: none",
-};
+const NORMALIZE: KeyDef = key(
+    Rule::Custom(normalize_value),
+    D::Bool(true),
+    "true: the training split's per-channel mean and population std; \"paper\": as the paper's code (CIFAR-10's published constants, elsewhere the mean of per-image stds); false: none",
+);
 
-const FORMAT: Key = Key {
-    name: "format",
-    rule: Rule::Str {
+const FORMAT: KeyDef = key(
+    Rule::Str {
         choices: &["auto", "binary", "python"],
     },
-    default: D::Str("auto"),
-    help: "which CIFAR version to read; auto: binary if present, else python",
-};
+    D::Str("auto"),
+    "which CIFAR version to read; auto: binary if present, else python",
+);
 
-pub const CIFAR10: Spec = Spec {
-    what: "dataset(\"cifar10\") options",
-    keys: &[ROOT, NORMALIZE, FORMAT],
-};
+typed_config! {
+    /// `dataset("cifar10", #{..})`.
+    pub struct Cifar10Keys as CIFAR10("dataset(\"cifar10\") options") {
+        root: Option<String> = ROOT;
+        normalize: Value = NORMALIZE;
+        format: String = FORMAT;
+    }
+}
 
-pub const CIFAR100: Spec = Spec {
-    what: "dataset(\"cifar100\") options",
-    keys: &[
-        ROOT,
-        NORMALIZE,
-        FORMAT,
-        Key {
-            name: "labels",
-            rule: Rule::Str {
-                choices: &["fine", "coarse"],
-            },
-            default: D::Str("fine"),
-            help: "the 100 fine classes or the 20 coarse super-classes",
-        },
-    ],
-};
+typed_config! {
+    /// `dataset("cifar100", #{..})`.
+    pub struct Cifar100Keys as CIFAR100("dataset(\"cifar100\") options") {
+        root: Option<String> = ROOT;
+        normalize: Value = NORMALIZE;
+        format: String = FORMAT;
+        labels: String = key(Rule::Str { choices: &["fine", "coarse"] }, D::Str("fine"), "the 100 fine classes or the 20 coarse super-classes");
+    }
+}
 
-pub const CINIC10: Spec = Spec {
-    what: "dataset(\"cinic10\") options",
-    keys: &[ROOT, NORMALIZE],
-};
+typed_config! {
+    /// `dataset("cinic10" | "restricted_imagenet", #{..})`: image folders.
+    pub struct FolderKeys as CINIC10("dataset(\"cinic10\") options") {
+        root: Option<String> = ROOT;
+        normalize: Value = NORMALIZE;
+    }
+}
 
+/// The same keys as CINIC-10's, named for the map they check.
 pub const RESTRICTED_IMAGENET: Spec = Spec {
     what: "dataset(\"restricted_imagenet\") options",
-    keys: &[ROOT, NORMALIZE],
+    keys: CINIC10.keys,
 };
 
-pub const FASHION_MNIST: Spec = Spec {
-    what: "dataset(\"fashion_mnist\") options",
-    keys: &[
-        ROOT,
-        NORMALIZE,
-        Key {
-            name: "pad",
-            rule: Rule::Int { min: 0, max: 16 },
-            default: D::Int(0),
-            help: "zero pixels added on each side of the 28x28 images; 2 gives 32x32",
-        },
-    ],
-};
+typed_config! {
+    /// `dataset("fashion_mnist", #{..})`.
+    pub struct FashionKeys as FASHION_MNIST("dataset(\"fashion_mnist\") options") {
+        root: Option<String> = ROOT;
+        normalize: Value = NORMALIZE;
+        pad: i64 = key(Rule::Int { min: 0, max: 16 }, D::Int(0), "zero pixels added on each side of the 28x28 images; 2 gives 32x32");
+    }
+}
 
-pub const SUBSET: Spec = Spec {
-    what: "subset options",
-    keys: &[
-        Key {
-            name: "seed",
-            rule: SEED,
-            default: D::Int(0),
-            help: "seed of the choice of examples",
-        },
-        Key {
-            name: "stratified",
-            rule: Rule::Bool,
-            default: D::Bool(true),
-            help: "the same number of examples from every class",
-        },
-    ],
-};
+typed_config! {
+    /// `data.subset(n, #{..})`.
+    pub struct SubsetKeys as SUBSET("subset options") {
+        seed: i64 = key(SEED, D::Int(0), "seed of the choice of examples");
+        stratified: bool = key(Rule::Bool, D::Bool(true), "the same number of examples from every class");
+    }
+}
+
+fn normalize(v: &Value) -> Normalize {
+    match v {
+        Value::Bool(false) => Normalize::None,
+        Value::Str(_) => Normalize::Paper,
+        _ => Normalize::Population,
+    }
+}
+
+fn format(name: &str) -> Option<Format> {
+    match name {
+        "binary" => Some(Format::Binary),
+        "python" => Some(Format::Python),
+        _ => None,
+    }
+}
 
 pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResult<Data> {
-    let spec = match name {
-        "cifar10" => CIFAR10,
-        "cifar100" => CIFAR100,
-        "cinic10" => CINIC10,
-        "restricted_imagenet" => RESTRICTED_IMAGENET,
-        "fashion_mnist" => FASHION_MNIST,
-        _ => return Err(script_error(load::unknown(name))),
-    };
-    let c = spec.read(map).or_script()?;
-    let o = Options {
-        root: map.contains_key("root").then(|| c.str("root").into()),
-        normalize: match c.get("normalize") {
-            Value::Bool(false) => Normalize::None,
-            Value::Str(_) => Normalize::Paper,
-            _ => Normalize::Population,
-        },
-        format: match c.str("format") {
-            "binary" => Some(Format::Binary),
-            "python" => Some(Format::Python),
-            _ => None,
-        },
-        coarse: c.str("labels") == "coarse",
-        pad: c.i64("pad") as usize,
+    let mut o = Options {
         quiet: session.quiet(),
+        ..Options::default()
     };
+    let what = |e: String| script_error(e);
+    match name {
+        "cifar10" => {
+            let (k, _) = Cifar10Keys::read(map).map_err(what)?;
+            (o.root, o.normalize, o.format) = (
+                k.root.map(Into::into),
+                normalize(&k.normalize),
+                format(&k.format),
+            );
+        }
+        "cifar100" => {
+            let (k, _) = Cifar100Keys::read(map).map_err(what)?;
+            (o.root, o.normalize, o.format) = (
+                k.root.map(Into::into),
+                normalize(&k.normalize),
+                format(&k.format),
+            );
+            o.coarse = k.labels == "coarse";
+        }
+        "cinic10" | "restricted_imagenet" => {
+            let spec = if name == "cinic10" {
+                CINIC10
+            } else {
+                RESTRICTED_IMAGENET
+            };
+            let k = FolderKeys::from_config(&spec.read(map).map_err(what)?).map_err(what)?;
+            (o.root, o.normalize) = (k.root.map(Into::into), normalize(&k.normalize));
+        }
+        "fashion_mnist" => {
+            let (k, _) = FashionKeys::read(map).map_err(what)?;
+            (o.root, o.normalize, o.pad) = (
+                k.root.map(Into::into),
+                normalize(&k.normalize),
+                k.pad as usize,
+            );
+        }
+        _ => return Err(script_error(load::unknown(name))),
+    }
     let data = load::load(name, &o, session.device()).or_script()?;
     Ok(Rc::new(data))
 }
 
 pub fn subset_from_map(data: &Dataset, n: i64, map: &Map) -> ScriptResult<Data> {
-    let c = SUBSET.read(map).or_script()?;
-    let sub = super::subset::subset(data, n, c.i64("seed"), c.bool("stratified")).or_script()?;
+    let (k, _) = SubsetKeys::read(map).or_script()?;
+    let sub = super::subset::subset(data, n, k.seed, k.stratified).or_script()?;
     Ok(Rc::new(sub))
 }
 
@@ -248,25 +185,12 @@ fn channel_stat(d: &Dataset, std: bool) -> ScriptResult<Array> {
 }
 
 pub fn toy_from_map(session: &Session, map: &Map) -> ScriptResult<Data> {
-    let c = TOY.read(map).or_script()?;
-    let o = ToyOptions {
-        n_train: c.i64("n_train"),
-        n_test: c.i64("n_test"),
-        seed: c.i64("seed"),
-        augment_copies: c.i64("augment_copies"),
-        augment_std: c.f64("augment_std"),
-        augment_original: c.bool("augment_original"),
-    };
+    let (o, _) = ToyOptions::read(map).or_script()?;
     Ok(Rc::new(toy(&o, session.device())))
 }
 
 pub fn random_labels_from_map(data: &Dataset, map: &Map) -> ScriptResult<Data> {
-    let c = RANDOM_LABELS.read(map).or_script()?;
-    let o = RandomLabelOptions {
-        replicas: c.i64("replicas"),
-        zero_out: c.f64("zero_out"),
-        seed: c.i64("seed"),
-    };
+    let (o, _) = RandomLabelOptions::read(map).or_script()?;
     if data.relabel.is_some() {
         return Err(script_error(
             "random_labels: the data set already has random labels; start from the original data",

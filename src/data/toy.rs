@@ -2,30 +2,24 @@
 //! coordinate of a point is 0.1·N(2, 1.5²), then class 0 is shifted by (-0.65, 0)
 //! and class 1 by (+0.65, 0). Train and test are drawn from one seeded stream.
 
-use super::{Augmentation, Dataset, Inputs, Split};
+use super::{Augmentation, Dataset, Inputs, Split, COUNT};
+use crate::kit::config::{key, Default as D, Rule};
+use crate::kit::rules::{NONNEG, SEED};
 use crate::results::Value;
+use crate::typed_config;
 use tch::{Device, Kind, Tensor};
 
-#[derive(Debug, Clone, Copy)]
-pub struct ToyOptions {
-    pub n_train: i64,
-    pub n_test: i64,
-    pub seed: i64,
-    pub augment_copies: i64,
-    pub augment_std: f64,
-    pub augment_original: bool,
-}
-
-impl Default for ToyOptions {
-    fn default() -> Self {
-        ToyOptions {
-            n_train: 50,
-            n_test: 50,
-            seed: 0,
-            augment_copies: 2,
-            augment_std: 0.1,
-            augment_original: false,
-        }
+typed_config! {
+    /// `toy(#{..})`: the sample's size and seed, and the augmentation the
+    /// authors' toy code uses.
+    #[derive(Copy)]
+    pub struct ToyOptions as TOY("toy options") {
+        n_train: i64 = key(COUNT, D::Int(50), "training points per class");
+        n_test: i64 = key(COUNT, D::Int(50), "test points per class");
+        seed: i64 = key(SEED, D::Int(0), "seed of the sample");
+        augment_copies: i64 = key(COUNT, D::Int(2), "copies of each point per epoch when training with augment: true");
+        augment_std: f64 = key(NONNEG, D::Float(0.1), "std of the Gaussian noise added to each copy");
+        augment_original: bool = key(Rule::Bool, D::Bool(false), "also keep each point as it is in an augmented epoch (the authors' toy code)");
     }
 }
 

@@ -3,10 +3,11 @@
 
 use super::{aggregate, check_columns, columns, compare, Cmp, AGGS};
 use crate::kit::cell::cell_value;
-use crate::kit::config::{Default as D, Key, Rule, Spec};
+use crate::kit::config::{key, Default as D, Rule};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
 use crate::results::frame::to_frame;
 use crate::results::value::Value;
+use crate::typed_config;
 use polars::prelude::*;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::path::Path;
@@ -20,35 +21,18 @@ pub struct Grouped {
     keys: Vec<String>,
 }
 
-pub const PIVOT: Spec = Spec {
-    what: "pivot options",
-    keys: &[
-        Key {
-            name: "index",
-            rule: Rule::Str { choices: &[] },
-            default: D::Required,
-            help: "column whose values become the rows",
-        },
-        Key {
-            name: "on",
-            rule: Rule::Str { choices: &[] },
-            default: D::Required,
-            help: "column whose values become the columns",
-        },
-        Key {
-            name: "values",
-            rule: Rule::Str { choices: &[] },
-            default: D::Required,
-            help: "column aggregated into the cells",
-        },
-        Key {
-            name: "agg",
-            rule: Rule::Str { choices: AGGS },
-            default: D::Str("mean"),
-            help: "aggregation of the values in one cell",
-        },
-    ],
-};
+/// Any column name.
+const COLUMN: Rule = Rule::Str { choices: &[] };
+
+typed_config! {
+    /// `frame.pivot(#{..})`.
+    pub struct PivotKeys as PIVOT("pivot options") {
+        index: String = key(COLUMN, D::Required, "column whose values become the rows");
+        on: String = key(COLUMN, D::Required, "column whose values become the columns");
+        values: String = key(COLUMN, D::Required, "column aggregated into the cells");
+        agg: String = key(Rule::Str { choices: AGGS }, D::Str("mean"), "aggregation of the values in one cell");
+    }
+}
 
 /// A script value as a one-element series, for comparisons.
 fn scalar(column: &str, v: &Dynamic) -> ScriptResult<Series> {
@@ -270,15 +254,8 @@ pub fn register(engine: &mut Engine) {
         aggregate(&g.frame, &strs(&g.keys), &agg_list(&m)?).or_script()
     });
     engine.register_fn("pivot", |f: &mut Frame, m: Map| {
-        let c = PIVOT.read(&m).or_script()?;
-        super::pivot(
-            f,
-            c.str("index"),
-            c.str("on"),
-            c.str("values"),
-            c.str("agg"),
-        )
-        .or_script()
+        let (c, _) = PivotKeys::read(&m).or_script()?;
+        super::pivot(f, &c.index, &c.on, &c.values, &c.agg).or_script()
     });
     engine.register_fn("write_parquet", |f: &mut Frame, path: &str| {
         crate::results::frame::write_parquet(f, Path::new(path)).or_script()

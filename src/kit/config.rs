@@ -75,43 +75,10 @@ pub struct Config {
 }
 
 impl Config {
+    /// The value of `key`: domain code reads the typed struct of its
+    /// [`typed_config!`] instead, which this serves.
     pub fn get(&self, key: &str) -> &Value {
         self.values.get(key).unwrap_or(&Value::Null)
-    }
-    pub fn f64(&self, key: &str) -> f64 {
-        self.get(key).as_f64().unwrap_or(f64::NAN)
-    }
-    pub fn opt_f64(&self, key: &str) -> Option<f64> {
-        self.get(key).as_f64()
-    }
-    pub fn i64(&self, key: &str) -> i64 {
-        match self.get(key) {
-            Value::Int(i) => *i,
-            _ => 0,
-        }
-    }
-    pub fn bool(&self, key: &str) -> bool {
-        matches!(self.get(key), Value::Bool(true))
-    }
-    pub fn str(&self, key: &str) -> &str {
-        match self.get(key) {
-            Value::Str(s) => s,
-            _ => "",
-        }
-    }
-    pub fn ints(&self, key: &str) -> Vec<i64> {
-        match self.get(key) {
-            Value::Ints(v) => v.clone(),
-            _ => Vec::new(),
-        }
-    }
-    /// The entries of a `Rule::Strs` key.
-    pub fn strs(&self, key: &str) -> Vec<String> {
-        self.str(key)
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
     }
     pub fn set(&mut self, key: &'static str, value: Value) {
         if !self.values.contains_key(key) {
@@ -218,16 +185,34 @@ pub fn field<T: FromValue>(config: &Config, what: &str, name: &str) -> Result<T,
     })
 }
 
+/// What a key of a [`typed_config!`] declares besides its name (the field's).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDef {
+    pub rule: Rule,
+    pub default: Default,
+    pub help: &'static str,
+}
+
+pub const fn key(rule: Rule, default: Default, help: &'static str) -> KeyDef {
+    KeyDef {
+        rule,
+        default,
+        help,
+    }
+}
+
 /// One declaration of a config map: a typed struct, its [`Spec`] (whose keys give
 /// the checks, the defaults, `minima doc` and REPL completion), and `read`, which
 /// validates a script's map and returns both the struct and the [`Config`] (the
-/// values as result columns). Each key is written once, as a field:
+/// values as result columns). Each key is written once, as a field; a key several
+/// maps share is a `KeyDef` constant:
 ///
 /// ```ignore
 /// typed_config! {
 ///     /// The `fgsm` options.
 ///     pub struct Fgsm as FGSM("fgsm options") {
-///         examples: i64 = Rule::Int { min: 1, max: i64::MAX }, Default::Int(1000), "test images";
+///         examples: Option<i64> = key(POSITIVE_INT, Default::Absent, "test images");
+///         split: String = SPLIT;
 ///     }
 /// }
 /// ```
@@ -236,7 +221,7 @@ macro_rules! typed_config {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident as $spec:ident($what:literal) {
-            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $rule:expr, $default:expr, $help:literal; )*
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $def:expr; )*
         }
     ) => {
         $(#[$meta])*
@@ -250,9 +235,9 @@ macro_rules! typed_config {
             keys: &[
                 $( $crate::kit::config::Key {
                     name: stringify!($field),
-                    rule: $rule,
-                    default: $default,
-                    help: $help,
+                    rule: $def.rule,
+                    default: $def.default,
+                    help: $def.help,
                 }, )*
             ],
         };
@@ -261,8 +246,23 @@ macro_rules! typed_config {
             /// Validates `map` against the spec; the typed values and the config.
             #[allow(dead_code)]
             pub fn read(map: &rhai::Map) -> Result<($name, $crate::kit::config::Config), String> {
-                let config = $spec.read(map)?;
+                $name::read_except(map, &[])
+            }
+
+            /// `read`, leaving the keys in `skip` to the caller.
+            #[allow(dead_code)]
+            pub fn read_except(
+                map: &rhai::Map,
+                skip: &[&str],
+            ) -> Result<($name, $crate::kit::config::Config), String> {
+                let config = $spec.read_except(map, skip)?;
                 Ok(($name::from_config(&config)?, config))
+            }
+
+            /// Every key at its default (an error names a required key).
+            #[allow(dead_code)]
+            pub fn defaults() -> Result<$name, String> {
+                $name::read(&rhai::Map::new()).map(|(typed, _)| typed)
             }
 
             /// The typed values of a config validated by this struct's spec.
@@ -490,36 +490,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    const SPEC: Spec = Spec {
-        what: "test config",
-        keys: &[
-            Key {
-                name: "lr",
-                rule: Rule::Float {
-                    min: 0.0,
-                    max: f64::INFINITY,
-                    min_open: true,
-                },
-                default: Default::Float(0.1),
-                help: "learning rate",
-            },
-            Key {
-                name: "epochs",
-                rule: Rule::Int {
-                    min: 1,
-                    max: i64::MAX,
-                },
-                default: Default::Int(3),
-                help: "epochs",
-            },
-            Key {
-                name: "stop",
-                rule: Rule::Bool,
-                default: Default::Absent,
-                help: "stop",
-            },
-        ],
-    };
+    crate::typed_config! {
+        struct TestKeys as SPEC("test config") {
+            lr: f64 = key(Rule::Float { min: 0.0, max: f64::INFINITY, min_open: true }, Default::Float(0.1), "learning rate");
+            epochs: i64 = key(Rule::Int { min: 1, max: i64::MAX }, Default::Int(3), "epochs");
+            stop: Option<bool> = key(Rule::Bool, Default::Absent, "stop");
+            names: Vec<String> = key(Rule::Strs { choices: &["a", "b"] }, Default::Str(""), "names");
+        }
+    }
 
     fn map(pairs: &[(&str, Dynamic)]) -> Map {
         pairs
@@ -530,10 +508,34 @@ mod tests {
 
     #[test]
     fn defaults_fill_and_ints_widen_to_floats() {
-        let c = SPEC.read(&map(&[("lr", Dynamic::from_int(1))])).unwrap();
-        assert_eq!(c.f64("lr"), 1.0);
-        assert_eq!(c.i64("epochs"), 3);
+        let (k, c) = TestKeys::read(&map(&[("lr", Dynamic::from_int(1))])).unwrap();
+        assert_eq!(
+            k,
+            TestKeys {
+                lr: 1.0,
+                epochs: 3,
+                stop: None,
+                names: vec![]
+            }
+        );
         assert_eq!(c.get("stop"), &Value::Null);
+        let names = Dynamic::from_array(vec!["b".into(), "a".into(), "b".into()]);
+        let (k, _) = TestKeys::read(&map(&[("names", names), ("stop", true.into())])).unwrap();
+        assert_eq!(
+            (k.names, k.stop),
+            (vec!["b".to_string(), "a".to_string()], Some(true))
+        );
+    }
+
+    #[test]
+    fn a_value_of_another_type_than_declared_is_an_error_not_a_default() {
+        let mut c = SPEC.read(&Map::new()).unwrap();
+        c.set("epochs", Value::Str("three".into()));
+        let e = TestKeys::from_config(&c).unwrap_err();
+        assert!(
+            e.contains("`epochs`") && e.contains("a bug in minima"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -543,7 +545,7 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("unknown key `epochz`"), "{e}");
         assert!(e.contains("did you mean `epochs`"), "{e}");
-        assert!(e.contains("allowed keys: lr, epochs, stop"), "{e}");
+        assert!(e.contains("allowed keys: lr, epochs, stop, names"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod interrupt;
 pub mod modules;
 pub mod params;
+pub mod rules;
 pub mod scan;
 pub mod session;
 

@@ -6,7 +6,9 @@
 //! `model.parameters()`); with `buffers` it also holds the batch norms' running
 //! means and variances (`num_batches_tracked`, a counter, is never a weight).
 
+use crate::kit::config::{key, Default as D, Rule};
 use crate::models::Model;
+use crate::typed_config;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
@@ -102,20 +104,13 @@ pub fn check_same_architecture(what: &str, a: &Model, b: &Model) -> Result<()> {
     Ok(())
 }
 
-/// How `between` measures.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Options {
-    pub buffers: bool,
-    pub relative: bool,
-}
-
-impl Default for Options {
-    /// The paper's d over the trainable parameters.
-    fn default() -> Options {
-        Options {
-            buffers: false,
-            relative: true,
-        }
+typed_config! {
+    /// How `between` measures; the defaults are the paper's d over the
+    /// trainable parameters.
+    #[derive(Copy)]
+    pub struct Options as DISTANCE("distance options") {
+        buffers: bool = key(Rule::Bool, D::Bool(false), "include batch-norm running means and variances in W");
+        relative: bool = key(Rule::Bool, D::Bool(true), "‖W1 − W2‖_F / ‖W2‖_F (the paper's d); false gives ‖W1 − W2‖_F");
     }
 }
 

@@ -7,19 +7,26 @@ use super::distance::check_same_architecture;
 use super::evaluate::{evaluate, Score};
 use super::state::batch_norms;
 use crate::data::{Dataset, Part};
+use crate::kit::config::{key, Default as D, Rule};
+use crate::kit::rules::{self, SEED};
 use crate::models::layers::BatchNorm2d;
 use crate::models::Model;
+use crate::typed_config;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Options {
-    pub steps: i64,
-    /// Training batches that recompute the batch-norm statistics at each point.
-    pub bn_batches: i64,
-    pub batch_size: i64,
-    /// Seed of the random training subset those batches are drawn from.
-    pub seed: i64,
+/// Batches and batch sizes of the batch-norm recomputation.
+const COUNT: Rule = rules::count(1 << 20);
+
+typed_config! {
+    /// `interpolate(a, b, data, #{..})`.
+    #[derive(Copy)]
+    pub struct Options as INTERPOLATE("interpolate options") {
+        steps: i64 = key(Rule::Int { min: 2, max: 1001 }, D::Int(21), "points from the first model (alpha 0) to the second (alpha 1)");
+        bn_batches: i64 = key(COUNT, D::Int(20), "training batches that recompute batch-norm statistics at each point");
+        batch_size: i64 = key(COUNT, D::Int(128), "examples per batch-norm batch");
+        seed: i64 = key(SEED, D::Int(0), "seed of the training subset for the batch-norm statistics");
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,9 +6,11 @@ use super::interpolate::{self, interpolate};
 use super::{boundary, distance, evaluate, fgsm, margins, norms};
 use crate::data::rhai::Data;
 use crate::data::Part;
-use crate::kit::config::{Config, Default as D, Key, Rule, Spec};
+use crate::kit::config::{key, Default as D};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
+use crate::kit::rules::{POSITIVE_INT, SPLIT};
 use crate::models::rhai::ModelRef;
+use crate::typed_config;
 use rhai::{Array, Dynamic, Engine, Map};
 
 fn map(pairs: &[(&str, f64)]) -> Map {
@@ -32,55 +34,20 @@ fn check_fits(m: &ModelRef, d: &Data) -> ScriptResult<()> {
     m.spec.check_fits(d).or_script()
 }
 
-const SPLIT: Rule = Rule::Str {
-    choices: &["train", "test"],
-};
-
-fn part(c: &Config) -> Part {
-    match c.str("split") {
+fn part(split: &str) -> Part {
+    match split {
         "train" => Part::Train,
         _ => Part::Test,
     }
 }
 
-pub const DISTANCE: Spec = Spec {
-    what: "distance options",
-    keys: &[
-        Key {
-            name: "buffers",
-            rule: Rule::Bool,
-            default: D::Bool(false),
-            help: "include batch-norm running means and variances in W",
-        },
-        Key {
-            name: "relative",
-            rule: Rule::Bool,
-            default: D::Bool(true),
-            help: "‖W1 − W2‖_F / ‖W2‖_F (the paper's d); false gives ‖W1 − W2‖_F",
-        },
-    ],
-};
-
-pub const FGSM: Spec = Spec {
-    what: "fgsm options",
-    keys: &[
-        Key {
-            name: "split",
-            rule: SPLIT,
-            default: D::Str("test"),
-            help: "split to attack",
-        },
-        Key {
-            name: "examples",
-            rule: Rule::Int {
-                min: 1,
-                max: i64::MAX,
-            },
-            default: D::Absent,
-            help: "attack only the first this many examples of the split",
-        },
-    ],
-};
+typed_config! {
+    /// `fgsm(model, data, #{..})`, besides `eps` (a list, read by `eps_list`).
+    pub struct FgsmKeys as FGSM("fgsm options") {
+        split: String = key(SPLIT, D::Str("test"), "split to attack");
+        examples: Option<i64> = key(POSITIVE_INT, D::Absent, "attack only the first this many examples of the split");
+    }
+}
 
 /// `eps` is read by hand: a list of floats.
 const FGSM_EPS: &str = "eps";
@@ -115,60 +82,18 @@ fn eps_list(map: &Map) -> ScriptResult<Vec<f64>> {
         .collect()
 }
 
-pub const MARGINS: Spec = Spec {
-    what: "margins options",
-    keys: &[Key {
-        name: "split",
-        rule: SPLIT,
-        default: D::Str("train"),
-        help: "split whose margins are summarised",
-    }],
-};
+typed_config! {
+    /// `margins(model, data, #{..})`.
+    pub struct MarginKeys as MARGINS("margins options") {
+        split: String = key(SPLIT, D::Str("train"), "split whose margins are summarised");
+    }
+}
 
-const COUNT: Rule = Rule::Int {
-    min: 1,
-    max: 1 << 20,
-};
-
-pub const INTERPOLATE: Spec = Spec {
-    what: "interpolate options",
-    keys: &[
-        Key {
-            name: "steps",
-            rule: Rule::Int { min: 2, max: 1001 },
-            default: D::Int(21),
-            help: "points from the first model (alpha 0) to the second (alpha 1)",
-        },
-        Key {
-            name: "bn_batches",
-            rule: COUNT,
-            default: D::Int(20),
-            help: "training batches that recompute batch-norm statistics at each point",
-        },
-        Key {
-            name: "batch_size",
-            rule: COUNT,
-            default: D::Int(128),
-            help: "examples per batch-norm batch",
-        },
-        Key {
-            name: "seed",
-            rule: Rule::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-            default: D::Int(0),
-            help: "seed of the training subset for the batch-norm statistics",
-        },
-    ],
-};
+pub use super::distance::DISTANCE;
+pub use super::interpolate::INTERPOLATE;
 
 fn distance_fn(a: &ModelRef, b: &ModelRef, opts: &Map) -> ScriptResult<f64> {
-    let c = DISTANCE.read(opts).or_script()?;
-    let opts = distance::Options {
-        buffers: c.bool("buffers"),
-        relative: c.bool("relative"),
-    };
+    let (opts, _) = distance::Options::read(opts).or_script()?;
     distance::between(a, b, opts).or_script()
 }
 
@@ -178,26 +103,22 @@ fn norms_fn(m: &ModelRef) -> ScriptResult<Map> {
 
 fn fgsm_fn(m: &ModelRef, d: &Data, opts: &Map) -> ScriptResult<Array> {
     check_fits(m, d)?;
-    let c = FGSM.read_except(opts, &[FGSM_EPS]).or_script()?;
+    let (c, _) = FgsmKeys::read_except(opts, &[FGSM_EPS]).or_script()?;
     let eps = eps_list(opts)?;
-    let examples = match c.get("examples") {
-        crate::results::Value::Int(i) => Some(*i),
-        _ => None,
-    };
-    let rows = fgsm::fgsm(m, d, part(&c), &eps, examples).or_script()?;
+    let rows = fgsm::fgsm(m, d, part(&c.split), &eps, c.examples).or_script()?;
     Ok(rows
         .into_iter()
         .map(|r| {
             let pairs = [("eps", r.eps), ("acc", r.acc), ("loss", r.loss)];
-            Dynamic::from_map(row("fgsm", Some(c.str("split")), &pairs))
+            Dynamic::from_map(row("fgsm", Some(&c.split), &pairs))
         })
         .collect())
 }
 
 fn margins_fn(m: &ModelRef, d: &Data, opts: &Map) -> ScriptResult<Map> {
     check_fits(m, d)?;
-    let c = MARGINS.read(opts).or_script()?;
-    let all = margins::margins(m, d, part(&c)).or_script()?;
+    let (c, _) = MarginKeys::read(opts).or_script()?;
+    let all = margins::margins(m, d, part(&c.split)).or_script()?;
     let q = |p| margins::quantile(&all, p);
     let mean = all.iter().sum::<f64>() / all.len() as f64;
     let mut pairs = vec![
@@ -220,17 +141,11 @@ fn margins_fn(m: &ModelRef, d: &Data, opts: &Map) -> ScriptResult<Map> {
             ("boundary_median", median),
         ]);
     }
-    Ok(row("margins", Some(c.str("split")), &pairs))
+    Ok(row("margins", Some(&c.split), &pairs))
 }
 
 fn interpolate_fn(a: &ModelRef, b: &ModelRef, d: &Data, opts: &Map) -> ScriptResult<Array> {
-    let c = INTERPOLATE.read(opts).or_script()?;
-    let opts = interpolate::Options {
-        steps: c.i64("steps"),
-        bn_batches: c.i64("bn_batches"),
-        batch_size: c.i64("batch_size"),
-        seed: c.i64("seed"),
-    };
+    let (opts, _) = interpolate::Options::read(opts).or_script()?;
     let points = interpolate(a, b, d, opts).or_script()?;
     Ok(points
         .into_iter()

@@ -3,86 +3,33 @@
 
 use super::{Arch, Model, ModelSpec, ARCHS};
 use crate::data::rhai::Data;
-use crate::kit::config::{Default as D, Key, Rule, Spec};
+use crate::kit::config::{key, Default as D, Rule};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
+use crate::kit::rules::{self, POSITIVE_INT, SEED};
 use crate::kit::Session;
+use crate::typed_config;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::path::PathBuf;
 use std::rc::Rc;
 
 pub type ModelRef = Rc<Model>;
 
-const SIZE: Rule = Rule::Int {
-    min: 1,
-    max: 1 << 20,
-};
+/// Channels and image sides; more is a typo that would not fit in memory.
+const SIZE: Rule = rules::count(1 << 20);
 
-pub const MODEL: Spec = Spec {
-    what: "model spec",
-    keys: &[
-        Key {
-            name: "arch",
-            rule: Rule::Str { choices: ARCHS },
-            default: D::Required,
-            help: "architecture",
-        },
-        Key {
-            name: "classes",
-            rule: Rule::Int {
-                min: 2,
-                max: i64::MAX,
-            },
-            default: D::Absent,
-            help: "number of classes; taken from the data set when one is given",
-        },
-        Key {
-            name: "in_channels",
-            rule: SIZE,
-            default: D::Absent,
-            help: "input channels of the conv archs; from the data set, else 3",
-        },
-        Key {
-            name: "input_size",
-            rule: SIZE,
-            default: D::Absent,
-            help: "input height = width of the conv archs; from the data set, else 32",
-        },
-        Key {
-            name: "width",
-            rule: Rule::Float {
-                min: 0.0,
-                max: 64.0,
-                min_open: true,
-            },
-            default: D::Float(1.0),
-            help: "multiplier of every channel count of the conv archs (1 = the paper's)",
-        },
-        Key {
-            name: "hidden",
-            rule: Rule::Ints { min: 1 },
-            default: D::Ints(&[100, 100]),
-            help: "hidden layer widths of the mlp",
-        },
-        Key {
-            name: "inputs",
-            rule: Rule::Int {
-                min: 1,
-                max: i64::MAX,
-            },
-            default: D::Absent,
-            help: "input size of the mlp; taken from the data set when one is given",
-        },
-        Key {
-            name: "seed",
-            rule: Rule::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-            default: D::Int(0),
-            help: "seed of the initial weights",
-        },
-    ],
-};
+typed_config! {
+    /// `model(#{..})`: the map a `ModelSpec` is built from.
+    pub struct ModelKeys as MODEL("model spec") {
+        arch: String = key(Rule::Str { choices: ARCHS }, D::Required, "architecture");
+        classes: Option<i64> = key(Rule::Int { min: 2, max: i64::MAX }, D::Absent, "number of classes; taken from the data set when one is given");
+        in_channels: Option<i64> = key(SIZE, D::Absent, "input channels of the conv archs; from the data set, else 3");
+        input_size: Option<i64> = key(SIZE, D::Absent, "input height = width of the conv archs; from the data set, else 32");
+        width: f64 = key(Rule::Float { min: 0.0, max: 64.0, min_open: true }, D::Float(1.0), "multiplier of every channel count of the conv archs (1 = the paper's)");
+        hidden: Vec<i64> = key(Rule::Ints { min: 1 }, D::Ints(&[100, 100]), "hidden layer widths of the mlp");
+        inputs: Option<i64> = key(POSITIVE_INT, D::Absent, "input size of the mlp; taken from the data set when one is given");
+        seed: i64 = key(SEED, D::Int(0), "seed of the initial weights");
+    }
+}
 
 /// Keys that only one kind of architecture takes, and what to use instead.
 const MLP_ONLY: &[(&str, &str)] = &[
@@ -100,8 +47,8 @@ const CONV_ONLY: &[(&str, &str)] = &[
 
 /// Builds a spec from a map; sizes the map leaves out come from `data`.
 pub fn spec_from_map(map: &Map, data: Option<&Data>) -> ScriptResult<ModelSpec> {
-    let c = MODEL.read(map).or_script()?;
-    let arch = Arch::parse(c.str("arch")).or_script()?;
+    let (c, _) = ModelKeys::read(map).or_script()?;
+    let arch = Arch::parse(&c.arch).or_script()?;
     let (refused, kind) = if arch.is_conv() {
         (MLP_ONLY, "the mlp")
     } else {
@@ -114,9 +61,8 @@ pub fn spec_from_map(map: &Map, data: Option<&Data>) -> ScriptResult<ModelSpec> 
             )));
         }
     }
-    let given = |key: &str| c.get(key).as_f64().map(|v| v as i64);
-    let size = |key: &str, from_data: Option<i64>| -> ScriptResult<i64> {
-        match (given(key), from_data) {
+    let size = |key: &str, given: Option<i64>, from_data: Option<i64>| -> ScriptResult<i64> {
+        match (given, from_data) {
             (Some(given), Some(found)) if given != found => Err(script_error(format!(
                 "model spec: `{key}` = {given} but the data set has {found}"
             ))),
@@ -127,22 +73,22 @@ pub fn spec_from_map(map: &Map, data: Option<&Data>) -> ScriptResult<ModelSpec> 
             ))),
         }
     };
-    let classes = size("classes", data.map(|d| d.num_classes()))?;
+    let classes = size("classes", c.classes, data.map(|d| d.num_classes()))?;
     let input_shape = match (arch.is_conv(), data) {
         (false, Some(d)) => {
-            size("inputs", Some(d.input_size()))?;
+            size("inputs", c.inputs, Some(d.input_size()))?;
             d.input_shape()
         }
-        (false, None) => vec![size("inputs", None)?],
+        (false, None) => vec![size("inputs", c.inputs, None)?],
         (true, None) => {
-            let side = given("input_size").unwrap_or(32);
-            vec![given("in_channels").unwrap_or(3), side, side]
+            let side = c.input_size.unwrap_or(32);
+            vec![c.in_channels.unwrap_or(3), side, side]
         }
         (true, Some(d)) => {
             let shape = d.input_shape();
             if let [channels, h, w] = shape[..] {
-                size("in_channels", Some(channels))?;
-                if let Some(side) = given("input_size") {
+                size("in_channels", c.in_channels, Some(channels))?;
+                if let Some(side) = c.input_size {
                     if side != h || side != w {
                         return Err(script_error(format!(
                             "model spec: `input_size` = {side} but the data set's images are {h}x{w}"
@@ -155,15 +101,11 @@ pub fn spec_from_map(map: &Map, data: Option<&Data>) -> ScriptResult<ModelSpec> 
     };
     Ok(ModelSpec {
         arch,
-        hidden: if arch.is_conv() {
-            Vec::new()
-        } else {
-            c.ints("hidden")
-        },
-        width: if arch.is_conv() { c.f64("width") } else { 1.0 },
+        hidden: if arch.is_conv() { Vec::new() } else { c.hidden },
+        width: if arch.is_conv() { c.width } else { 1.0 },
         input_shape,
         classes,
-        seed: c.i64("seed"),
+        seed: c.seed,
     })
 }
 

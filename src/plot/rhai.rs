@@ -6,23 +6,24 @@ use super::chart::{self, Palette};
 use super::series;
 use crate::data::{Part, Split};
 use crate::frame::rhai::Frame;
-use crate::kit::config::{Default as D, Key, Rule, Spec};
+use crate::kit::config::{key, Default as D, Rule};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
 use crate::kit::Session;
 use crate::results::Value;
 use crate::train::rhai::RunRef;
+use crate::typed_config;
 use rhai::{Array, Engine, Map};
 use std::rc::Rc;
 
-pub const PLOT: Spec = Spec {
-    what: "plot_boundaries options",
-    keys: &[Key {
-        name: "out",
-        rule: Rule::Str { choices: &[] },
-        default: D::Str("boundaries.png"),
-        help: "PNG file name, relative to the run folder",
-    }],
-};
+/// Any string: a file or column name.
+const TEXT: Rule = Rule::Str { choices: &[] };
+
+typed_config! {
+    /// `plot_boundaries(runs, #{..})`, besides `titles` (a list, read by hand).
+    pub struct PlotKeys as PLOT("plot_boundaries options") {
+        out: String = key(TEXT, D::Str("boundaries.png"), "PNG file name, relative to the run folder");
+    }
+}
 
 /// One column name or an array of them, kept one per line.
 fn column_names(v: &rhai::Dynamic) -> Result<Value, String> {
@@ -43,57 +44,27 @@ fn column_names(v: &rhai::Dynamic) -> Result<Value, String> {
     Ok(Value::Str(names.join("\n")))
 }
 
-pub const CURVES: Spec = Spec {
-    what: "plot_curves options",
-    keys: &[
-        Key {
-            name: "x",
-            rule: Rule::Str { choices: &[] },
-            default: D::Required,
-            help: "column on the x axis, e.g. \"epoch\"",
-        },
-        Key {
-            name: "y",
-            rule: Rule::Custom(column_names),
-            default: D::Required,
-            help: "column, or array of columns, on the y axis: one panel each",
-        },
-        Key {
-            name: "by",
-            rule: Rule::Custom(column_names),
-            default: D::Absent,
-            help: "column(s) whose values make separate lines; rows sharing them and x make one point (mean, min-max band)",
-        },
-        Key {
-            name: "out",
-            rule: Rule::Str { choices: &[] },
-            default: D::Str("curves"),
-            help: "file relative to the run folder: NAME.png, NAME.svg, or NAME for both",
-        },
-        Key {
-            name: "scale",
-            rule: Rule::Float { min: 0.0, max: f64::INFINITY, min_open: true },
-            default: D::Float(1.0),
-            help: "multiplies y (100 shows accuracies in percent)",
-        },
-    ],
-};
+typed_config! {
+    /// `plot_curves(frame, #{..})`; `y` and `by` hold their columns one per line.
+    pub struct CurveKeys as CURVES("plot_curves options") {
+        x: String = key(TEXT, D::Required, "column on the x axis, e.g. \"epoch\"");
+        y: String = key(Rule::Custom(column_names), D::Required, "column, or array of columns, on the y axis: one panel each");
+        by: Option<String> = key(Rule::Custom(column_names), D::Absent, "column(s) whose values make separate lines; rows sharing them and x make one point (mean, min-max band)");
+        out: String = key(TEXT, D::Str("curves"), "file relative to the run folder: NAME.png, NAME.svg, or NAME for both");
+        scale: f64 = key(Rule::Float { min: 0.0, max: f64::INFINITY, min_open: true }, D::Float(1.0), "multiplies y (100 shows accuracies in percent)");
+    }
+}
 
 fn lines_of(text: &str) -> Vec<&str> {
     text.lines().filter(|l| !l.is_empty()).collect()
 }
 
 fn plot_curves(session: &Session, frame: &Frame, opts: Map) -> ScriptResult<Array> {
-    let c = CURVES.read(&opts).or_script()?;
-    let panels = series::curves(
-        frame,
-        c.str("x"),
-        &lines_of(c.str("y")),
-        &lines_of(c.str("by")),
-        c.f64("scale"),
-    )
-    .map_err(|e| script_error(format!("plot_curves: {e}")))?;
-    let out = c.str("out").to_string();
+    let (c, _) = CurveKeys::read(&opts).or_script()?;
+    let by = lines_of(c.by.as_deref().unwrap_or(""));
+    let panels = series::curves(frame, &c.x, &lines_of(&c.y), &by, c.scale)
+        .map_err(|e| script_error(format!("plot_curves: {e}")))?;
+    let out = c.out;
     let path = session.with_run_dir(|d| Ok(d.resolve(&out))).or_script()?;
     let written = chart::save(&panels, &mut Palette::default(), &path)
         .map_err(|e| script_error(format!("plot_curves: {e:#}")))?;
@@ -114,7 +85,7 @@ fn plot_boundaries(session: &Session, runs: Array, opts: Map) -> ScriptResult<St
                 .clone(),
         ),
     };
-    let c = PLOT.read_except(&opts, &["titles"]).or_script()?;
+    let (c, _) = PlotKeys::read_except(&opts, &["titles"]).or_script()?;
     let mut list: Vec<RunRef> = Vec::new();
     for (i, r) in runs.into_iter().enumerate() {
         let kind = r.type_name();
@@ -147,8 +118,9 @@ fn plot_boundaries(session: &Session, runs: Array, opts: Map) -> ScriptResult<St
             ),
         })
         .collect();
-    let out = c.str("out").to_string();
-    let path = session.with_run_dir(|d| Ok(d.resolve(&out))).or_script()?;
+    let path = session
+        .with_run_dir(|d| Ok(d.resolve(&c.out)))
+        .or_script()?;
     plot(&panels, &path).or_script()?;
     Ok(path.display().to_string())
 }

@@ -6,26 +6,12 @@
 use super::precision::{self, GradScaler};
 use super::schedule::{self, Schedule};
 use super::sgd::SgdOptions;
-use crate::kit::config::{Config, Default as D, Rule};
+use crate::kit::config::{key, Config, Default as D, Rule};
+use crate::kit::rules::{NONNEG, POSITIVE_INT, SEED, UNIT, UNIT_OPEN};
 use crate::results::Value;
 use crate::typed_config;
 use anyhow::{bail, Result};
 use rhai::{Dynamic, Map};
-
-const NONNEG: Rule = Rule::Float {
-    min: 0.0,
-    max: f64::INFINITY,
-    min_open: false,
-};
-const UNIT: Rule = Rule::Float {
-    min: 0.0,
-    max: 1.0,
-    min_open: false,
-};
-const POSITIVE_INT: Rule = Rule::Int {
-    min: 1,
-    max: i64::MAX,
-};
 
 fn lr_value(v: &Dynamic) -> Result<Value, String> {
     Ok(match schedule::parse(v)? {
@@ -41,23 +27,23 @@ const CPU_AUTOCAST: &str = "where autocast is not offered: bf16 autocast measure
 typed_config! {
     /// The `train` config map, typed.
     pub struct TrainConfig as TRAIN("train config") {
-        epochs: i64 = POSITIVE_INT, D::Int(350), "epochs to run (the schedule's length)";
-        batch_size: i64 = POSITIVE_INT, D::Int(128), "examples per SGD step";
-        lr: Value = Rule::Custom(lr_value), D::Float(0.1), "learning rate: a number or a schedule map (piecewise, step, cosine)";
-        momentum: f64 = UNIT, D::Float(0.0), "SGD momentum (paper: 0.9)";
-        dampening: f64 = UNIT, D::Float(0.0), "momentum dampening";
-        weight_decay: f64 = NONNEG, D::Float(0.0), "L2 regularisation added to the gradient (paper: 5e-4)";
-        nesterov: bool = Rule::Bool, D::Bool(false), "Nesterov momentum";
-        augment: bool = Rule::Bool, D::Bool(false), "apply the data set's augmentation while training";
-        seed: i64 = Rule::Int { min: 0, max: i64::MAX, }, D::Int(0), "seed of batch order and augmentation";
-        stop_at_train_acc: Option<f64> = Rule::Float { min: 0.0, max: 1.0, min_open: true, }, D::Absent, "stop once train accuracy reaches this fraction, e.g. 1.0";
-        check_every: i64 = POSITIVE_INT, D::Int(1), "epochs between checks of stop_at_train_acc";
-        max_epochs: Option<i64> = POSITIVE_INT, D::Absent, "with stop_at_train_acc: keep going past `epochs` (at the last lr) up to this";
-        eval_every: i64 = POSITIVE_INT, D::Int(1), "epochs between evaluations on the clean train and test splits";
-        checkpoint_every: Option<i64> = POSITIVE_INT, D::Absent, "epochs between checkpoints (default: every 60 s of training, and at the end)";
-        precision: String = Rule::Str { choices: &["fp32", "bf16", "fp16"], }, D::Str("fp32"), "fp32; bf16 autocast or fp16 autocast with a gradient scaler (CUDA only)";
-        track: Vec<String> = Rule::Strs { choices: crate::metrics::track::TRACKABLE, }, D::Str(""), "metrics added to the history every track_every epochs (docs/METRICS.md)";
-        track_every: i64 = POSITIVE_INT, D::Int(1), "epochs between measurements of the tracked metrics";
+        epochs: i64 = key(POSITIVE_INT, D::Int(350), "epochs to run (the schedule's length)");
+        batch_size: i64 = key(POSITIVE_INT, D::Int(128), "examples per SGD step");
+        lr: Value = key(Rule::Custom(lr_value), D::Float(0.1), "learning rate: a number or a schedule map (piecewise, step, cosine)");
+        momentum: f64 = key(UNIT, D::Float(0.0), "SGD momentum (paper: 0.9)");
+        dampening: f64 = key(UNIT, D::Float(0.0), "momentum dampening");
+        weight_decay: f64 = key(NONNEG, D::Float(0.0), "L2 regularisation added to the gradient (paper: 5e-4)");
+        nesterov: bool = key(Rule::Bool, D::Bool(false), "Nesterov momentum");
+        augment: bool = key(Rule::Bool, D::Bool(false), "apply the data set's augmentation while training");
+        seed: i64 = key(SEED, D::Int(0), "seed of batch order and augmentation");
+        stop_at_train_acc: Option<f64> = key(UNIT_OPEN, D::Absent, "stop once train accuracy reaches this fraction, e.g. 1.0");
+        check_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between checks of stop_at_train_acc");
+        max_epochs: Option<i64> = key(POSITIVE_INT, D::Absent, "with stop_at_train_acc: keep going past `epochs` (at the last lr) up to this");
+        eval_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between evaluations on the clean train and test splits");
+        checkpoint_every: Option<i64> = key(POSITIVE_INT, D::Absent, "epochs between checkpoints (default: every 60 s of training, and at the end)");
+        precision: String = key(Rule::Str { choices: &["fp32", "bf16", "fp16"] }, D::Str("fp32"), "fp32; bf16 autocast or fp16 autocast with a gradient scaler (CUDA only)");
+        track: Vec<String> = key(Rule::Strs { choices: crate::metrics::track::TRACKABLE }, D::Str(""), "metrics added to the history every track_every epochs (docs/METRICS.md)");
+        track_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between measurements of the tracked metrics");
     }
 }
 
