@@ -3,48 +3,17 @@
 //! the REPL's `:help` and config-key completion read it too. A function registered
 //! without an entry here makes `tests/api_doc.rs` fail.
 
-use crate::kit::config::Spec;
-use rhai::Engine;
-use std::collections::BTreeMap;
-
-pub struct Doc {
-    pub name: &'static str,
-    /// One line: what it does and returns.
-    pub description: &'static str,
-    pub example: &'static str,
-    /// The config maps it accepts, for `:help` and completion of their keys.
-    pub specs: &'static [&'static Spec],
-}
-
-/// A property (`value.name`) of a script type.
-pub struct Property {
-    pub of: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-}
-
 use crate::data::rhai::{
     CIFAR10, CIFAR100, CINIC10, FASHION_MNIST, RANDOM_LABELS, RESTRICTED_IMAGENET, SUBSET, TOY,
 };
 use crate::frame::rhai::PIVOT;
+use crate::kit::docs::{doc, prop, Doc, Property};
 use crate::metrics::rhai as metrics;
 use crate::models::rhai::MODEL;
 use crate::plot::rhai::{CURVES, PLOT};
 use crate::train::config::TRAIN;
-
-const fn doc(
-    name: &'static str,
-    description: &'static str,
-    example: &'static str,
-    specs: &'static [&'static Spec],
-) -> Doc {
-    Doc {
-        name,
-        description,
-        example,
-        specs,
-    }
-}
+use rhai::Engine;
+use std::collections::BTreeMap;
 
 pub const FUNCTIONS: &[Doc] = &[
     // host
@@ -143,14 +112,6 @@ pub const PROPERTIES: &[Property] = &[
     prop("Frame", "width", "number of columns"),
     prop("Frame", "columns", "column names"),
 ];
-
-const fn prop(of: &'static str, name: &'static str, description: &'static str) -> Property {
-    Property {
-        of,
-        name,
-        description,
-    }
-}
 
 pub fn find(name: &str) -> Option<&'static Doc> {
     FUNCTIONS.iter().find(|d| d.name == name)
