@@ -303,7 +303,7 @@ impl Session<'_> {
 
     fn help(&self, name: &str) -> String {
         if name.is_empty() {
-            let names: Vec<&str> = api::FUNCTIONS.iter().map(|d| d.name).collect();
+            let names: Vec<&str> = api::functions().map(|d| d.name).collect();
             return format!("{COMMANDS_HELP}\n\nfunctions: {}", names.join(", "));
         }
         let sigs: Vec<String> = api::signatures(&self.host.engine)
@@ -325,8 +325,7 @@ impl Session<'_> {
             }
             return out;
         }
-        let props: Vec<String> = api::PROPERTIES
-            .iter()
+        let props: Vec<String> = api::properties()
             .filter(|p| p.name == name)
             .map(|p| format!("{}.{}: {}", p.of, p.name, p.description))
             .collect();
