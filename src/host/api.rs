@@ -187,6 +187,41 @@ pub fn undocumented(engine: &Engine) -> Vec<String> {
     missing
 }
 
+/// How [`entry`] marks a function's entry up.
+#[derive(Clone, Copy)]
+pub enum Style {
+    /// A section of docs/API.md.
+    Markdown,
+    /// Indented text for the REPL's `:help`.
+    Plain,
+}
+
+/// One function's entry: its signatures, description, example and config keys.
+/// docs/API.md and `:help` both show this, so they say the same in their own markup.
+pub fn entry(doc: &Doc, sigs: &[Signature], style: Style) -> String {
+    let sigs: String = sigs.iter().map(|s| format!("{}\n", s.render())).collect();
+    let (name, description, example) = (doc.name, doc.description, doc.example);
+    let mut out = match style {
+        Style::Markdown => format!(
+            "\n### `{name}`\n\n```rhai\n{sigs}```\n\n{description}\n\nExample: `{example}`\n"
+        ),
+        Style::Plain => format!("{sigs}  {description}\n  example: {example}\n"),
+    };
+    for spec in doc.specs {
+        out.push_str(&match style {
+            Style::Markdown => format!("\n{} keys:\n\n", spec.what),
+            Style::Plain => format!("  {} keys:\n", spec.what),
+        });
+        for k in spec.keys {
+            out.push_str(&match style {
+                Style::Markdown => format!("- `{}`: {}\n", k.name, k.help),
+                Style::Plain => format!("    {}: {}\n", k.name, k.help),
+            });
+        }
+    }
+    out
+}
+
 /// docs/API.md: every function with its signatures, description, example and
 /// config keys, then every type's properties.
 pub fn markdown(engine: &Engine) -> String {
@@ -203,20 +238,8 @@ pub fn markdown(engine: &Engine) -> String {
          ## Functions\n",
     );
     for doc in functions() {
-        out.push_str(&format!("\n### `{}`\n\n```rhai\n", doc.name));
-        for s in by_name.get(doc.name).into_iter().flatten() {
-            out.push_str(&format!("{}\n", s.render()));
-        }
-        out.push_str(&format!(
-            "```\n\n{}\n\nExample: `{}`\n",
-            doc.description, doc.example
-        ));
-        for spec in doc.specs {
-            out.push_str(&format!("\n{} keys:\n\n", spec.what));
-            for k in spec.keys {
-                out.push_str(&format!("- `{}`: {}\n", k.name, k.help));
-            }
-        }
+        let sigs = by_name.get(doc.name).map_or(&[][..], Vec::as_slice);
+        out.push_str(&entry(doc, sigs, Style::Markdown));
     }
     out.push_str("\n## Properties\n");
     let mut of = "";
