@@ -5,6 +5,7 @@ pub mod augment;
 pub mod cache;
 pub mod cifar;
 pub mod cinic;
+pub mod docs;
 pub mod fetch;
 pub mod folders;
 pub mod hash;

@@ -2,6 +2,7 @@
 //! (read, filter, select, group-by aggregation, sort, pivot) whose errors name the
 //! columns a frame has. Bindings are in `rhai.rs`.
 
+pub mod docs;
 pub mod rhai;
 
 use crate::results::frame::read_parquet;

@@ -1,5 +1,6 @@
 //! The Rhai engine with every binding registered. Adding a binding: write it in the
-//! domain's `rhai.rs`, then call that module's `register` here.
+//! domain's `rhai.rs` and describe it in its `docs.rs`; a new domain's `register` is
+//! called here and its docs are listed in `api.rs`.
 
 use crate::kit::{interrupt, Session};
 use rhai::{Dynamic, Engine};

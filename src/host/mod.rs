@@ -5,6 +5,7 @@
 pub mod alloc;
 pub mod api;
 pub mod diagnostics;
+pub mod docs;
 pub mod engine;
 pub mod repl;
 

@@ -5,6 +5,7 @@
 
 pub mod cell;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod interrupt;
 pub mod modules;

@@ -4,6 +4,7 @@
 
 pub mod boundary;
 pub mod distance;
+pub mod docs;
 pub mod evaluate;
 pub mod fgsm;
 pub mod interpolate;

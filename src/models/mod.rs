@@ -6,6 +6,7 @@
 
 pub mod cnn;
 pub mod densenet;
+pub mod docs;
 pub mod init;
 pub mod layers;
 pub mod mlp;

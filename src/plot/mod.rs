@@ -4,6 +4,7 @@
 
 pub mod boundary;
 pub mod chart;
+pub mod docs;
 pub mod font;
 pub mod rhai;
 pub mod series;

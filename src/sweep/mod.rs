@@ -3,6 +3,7 @@
 //! published as one part folder (docs/SCALING.md). `--jobs` runs shards as child
 //! processes of one command.
 
+pub mod docs;
 pub mod grid;
 pub mod jobs;
 pub mod rhai;

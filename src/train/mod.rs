@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod dense;
+pub mod docs;
 pub mod fingerprint;
 pub mod fit;
 pub mod history;

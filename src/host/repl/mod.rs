@@ -8,8 +8,9 @@ mod input;
 use complete::{Completion, Vocab};
 pub use input::is_complete;
 
+use super::api::{self, Style};
 use super::diagnostics::{self, Source};
-use super::{api, Host};
+use super::Host;
 use crate::kit::{interrupt, modules, scan};
 use anyhow::Result;
 use rhai::{Dynamic, Scope, AST};
@@ -303,30 +304,19 @@ impl Session<'_> {
 
     fn help(&self, name: &str) -> String {
         if name.is_empty() {
-            let names: Vec<&str> = api::FUNCTIONS.iter().map(|d| d.name).collect();
+            let names: Vec<&str> = api::functions().map(|d| d.name).collect();
             return format!("{COMMANDS_HELP}\n\nfunctions: {}", names.join(", "));
         }
-        let sigs: Vec<String> = api::signatures(&self.host.engine)
-            .iter()
-            .filter(|s| s.name == name)
-            .map(|s| s.render())
-            .collect();
         if let Some(doc) = api::find(name) {
-            let mut out = sigs.join("\n");
-            out.push_str(&format!(
-                "\n  {}\n  example: {}",
-                doc.description, doc.example
-            ));
-            for spec in doc.specs {
-                out.push_str(&format!("\n  {} keys:", spec.what));
-                for k in spec.keys {
-                    out.push_str(&format!("\n    {}: {}", k.name, k.help));
-                }
-            }
-            return out;
+            let sigs: Vec<_> = api::signatures(&self.host.engine)
+                .into_iter()
+                .filter(|s| s.name == name)
+                .collect();
+            // `command` prints it with println, which ends the line.
+            let text = api::entry(doc, &sigs, Style::Plain);
+            return text.trim_end_matches('\n').to_string();
         }
-        let props: Vec<String> = api::PROPERTIES
-            .iter()
+        let props: Vec<String> = api::properties()
             .filter(|p| p.name == name)
             .map(|p| format!("{}.{}: {}", p.of, p.name, p.description))
             .collect();
