@@ -47,10 +47,9 @@ pub fn train(req: TrainRequest) -> Result<Run> {
     } = req;
     check_fits(init, data)?;
     let autocast = settings.autocast(data.device())?;
-    let t = &settings.train;
     let setting = setting_row(index, kind, data, init, &settings);
     let saver = Saver::new(checkpoint, &setting, init, data)?;
-    let mut state = match saver.load(data.device(), &settings)? {
+    let state = match saver.load(data.device(), &settings)? {
         Some(state) => state,
         None => fresh(init, &settings, saver.fingerprint.clone(), data.device())?,
     };
@@ -67,108 +66,21 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         return Ok(done(state, status));
     }
 
-    state.sgd.scaler = settings.scaler();
-    let start_weights: Vec<Tensor> = init
-        .parameters()
-        .iter()
-        .map(|p| p.detach().copy())
-        .collect();
-    let tracker = Tracker::new(&t.track, t.track_every, init);
-    let mut params = state.model.parameters();
-    let host_engine = !autocast && state.sgd.scaler.is_none();
-    let mut dense = if host_engine {
-        Dense::for_model(&state.model)
-    } else {
-        None
-    };
+    let mut fit = Fit::new(init, data, &settings, (saver, autocast), state);
     let mut progress = Progress::new(format!("run {index} ({kind})"), settings.limit, quiet);
-    let started = Instant::now() - Duration::from_secs_f64(state.position.elapsed_s);
-    let mut last_save = Instant::now();
-    let mut status = match t.stop_at_train_acc {
+    let mut status = match settings.train.stop_at_train_acc {
         Some(_) => Status::TargetNotReached,
         None => Status::Completed,
     };
-    let device = data.device();
-    let first = state.position.epoch;
+    let first = fit.state.position.epoch;
     for epoch in first..=settings.limit {
-        let resumed = epoch == first;
-        let spent = if resumed {
-            state.position.epoch_elapsed_s
-        } else {
-            0.0
-        };
-        let epoch_start = Instant::now() - Duration::from_secs_f64(spent);
-        let lr = settings.lr_at(epoch);
-        state.sgd.options.lr = lr;
-        let epoch_seed = crate::rng::derive(t.seed, epoch);
-        let n = data.epoch_len(t.augment);
-        let order = crate::rng::seeded(epoch_seed, || Tensor::randperm(n, (Kind::Int64, device)));
-        let mut step = if resumed { state.position.step } else { 0 };
-        if !resumed {
-            state.totals = BatchTotals::new(device);
-        }
-        while step * t.batch_size < n {
-            if interrupt::requested() {
-                // Stop at this batch boundary, keeping everything needed to go on.
-                let clocks = (
-                    started.elapsed().as_secs_f64(),
-                    epoch_start.elapsed().as_secs_f64(),
-                );
-                state.position.at((epoch, step), clocks);
-                saver.save(&mut state)?;
-                interrupt::check()?;
-            }
-            let start = step * t.batch_size;
-            let len = t.batch_size.min(n - start);
-            let augment_seed = t.augment.then(|| crate::rng::derive(epoch_seed, step));
-            let host = match (dense.as_mut(), augment_seed) {
-                (Some(d), None) => d.step_rows(&params, &mut state.sgd, data, &order, start, len),
-                _ => None,
-            };
-            match host {
-                Some(tally) => state.totals.add_host(tally),
-                None => {
-                    let batch = Batch {
-                        index: &order.narrow(0, start, len),
-                        augment_seed,
-                        autocast,
-                    };
-                    let (model, sgd, totals) = (&state.model, &mut state.sgd, &mut state.totals);
-                    train_step(model, &mut params, sgd, data, batch, totals, dense.as_mut());
-                }
-            }
-            step += 1;
-        }
-
-        let batch = std::mem::replace(&mut state.totals, BatchTotals::new(device)).read(n);
-        let epoch_time = epoch_start.elapsed().as_secs_f64();
-        let check_due = t.stop_at_train_acc.is_some() && epoch % t.check_every == 0;
-        let eval_due =
-            epoch % t.eval_every == 0 || epoch == settings.limit || !batch.loss.is_finite();
-        let train =
-            (eval_due || check_due).then(|| score(&mut dense, &state.model, data, Part::Train));
-        let reached = check_due
-            && t.stop_at_train_acc
-                .zip(train)
-                .is_some_and(|(t, s)| s.acc >= t);
-        // Checking the target needs the train split only; the test split is
-        // evaluated on evaluation epochs and at the end, where the run stops.
-        let test = (eval_due || reached).then(|| score(&mut dense, &state.model, data, Part::Test));
-        let record = Epoch {
-            epoch,
-            lr,
-            batch,
-            train,
-            test,
-            distance_from_init: distance::relative(&start_weights, &params),
-            epoch_time_s: epoch_time,
-            wall_time_s: started.elapsed().as_secs_f64(),
-            images_per_s: n as f64 / epoch_time.max(1e-9),
-            extra: tracker.measure(epoch, &state.model, data)?,
-        };
+        fit.steps(epoch, epoch == first)?;
+        let (record, reached) = fit.measure(epoch)?;
         progress.epoch(epoch, &record.line());
-        state.position.history.push(record);
-        if !batch.loss.is_finite() || train.is_some_and(|t| !t.loss.is_finite()) {
+        let diverged =
+            !record.batch.loss.is_finite() || record.train.is_some_and(|t| !t.loss.is_finite());
+        fit.state.position.history.push(record);
+        if diverged {
             status = Status::Diverged;
             break;
         }
@@ -176,25 +88,10 @@ pub fn train(req: TrainRequest) -> Result<Run> {
             status = Status::ReachedTarget;
             break;
         }
-        let due = match t.checkpoint_every {
-            Some(every) => epoch % every == 0,
-            None => last_save.elapsed().as_secs_f64() >= CHECKPOINT_SECONDS,
-        };
-        if due && epoch < settings.limit {
-            state
-                .position
-                .at((epoch + 1, 0), (started.elapsed().as_secs_f64(), 0.0));
-            saver.save(&mut state)?;
-            last_save = Instant::now();
-        }
+        fit.checkpoint_if_due(epoch)?;
     }
 
-    let last = state.position.history.last().map_or(0, |e| e.epoch);
-    state
-        .position
-        .at((last + 1, 0), (started.elapsed().as_secs_f64(), 0.0));
-    state.position.complete = Some(status.as_str().to_string());
-    saver.save(&mut state)?;
+    let state = fit.finish(status)?;
     let evaluated = state
         .position
         .history
@@ -202,12 +99,197 @@ pub fn train(req: TrainRequest) -> Result<Run> {
         .rev()
         .find_map(|e| e.train.zip(e.test));
     let (train_acc, test_acc) = evaluated.map_or((f64::NAN, f64::NAN), |(t, s)| (t.acc, s.acc));
+    let last = state.position.history.last().map_or(0, |e| e.epoch);
     let outcome = format!(
         "{}: train acc {train_acc:.4}, test acc {test_acc:.4}",
         status.as_str()
     );
     progress.finish(last, &outcome);
     Ok(done(state, status))
+}
+
+/// A run in progress: its state, what stays fixed while it trains, and the
+/// epoch under way.
+struct Fit<'a> {
+    state: State,
+    data: &'a Dataset,
+    settings: &'a Settings,
+    saver: Saver,
+    autocast: bool,
+    params: Vec<Tensor>,
+    /// The host engine of an mlp on the CPU (train/dense.rs), else `None`.
+    dense: Option<Dense>,
+    start_weights: Vec<Tensor>,
+    tracker: Tracker,
+    started: Instant,
+    last_save: Instant,
+    /// The epoch under way: when it started, its lr and its examples.
+    epoch_start: Instant,
+    lr: f64,
+    n: i64,
+}
+
+impl<'a> Fit<'a> {
+    fn new(
+        init: &Model,
+        data: &'a Dataset,
+        settings: &'a Settings,
+        (saver, autocast): (Saver, bool),
+        mut state: State,
+    ) -> Fit<'a> {
+        state.sgd.scaler = settings.scaler();
+        let host_engine = !autocast && state.sgd.scaler.is_none();
+        let t = &settings.train;
+        Fit {
+            params: state.model.parameters(),
+            dense: if host_engine {
+                Dense::for_model(&state.model)
+            } else {
+                None
+            },
+            start_weights: init
+                .parameters()
+                .iter()
+                .map(|p| p.detach().copy())
+                .collect(),
+            tracker: Tracker::new(&t.track, t.track_every, init),
+            started: Instant::now() - Duration::from_secs_f64(state.position.elapsed_s),
+            last_save: Instant::now(),
+            epoch_start: Instant::now(),
+            lr: 0.0,
+            n: 0,
+            state,
+            data,
+            settings,
+            saver,
+            autocast,
+        }
+    }
+
+    /// The SGD steps of `epoch` over its seeded order; a resumed epoch goes on
+    /// from the position's step. Ctrl-C stops at a batch boundary, saving first.
+    fn steps(&mut self, epoch: i64, resumed: bool) -> Result<()> {
+        let (t, data, device) = (&self.settings.train, self.data, self.data.device());
+        let spent = if resumed {
+            self.state.position.epoch_elapsed_s
+        } else {
+            0.0
+        };
+        self.epoch_start = Instant::now() - Duration::from_secs_f64(spent);
+        self.lr = self.settings.lr_at(epoch);
+        self.state.sgd.options.lr = self.lr;
+        let epoch_seed = crate::rng::derive(t.seed, epoch);
+        self.n = data.epoch_len(t.augment);
+        let n = self.n;
+        let order = crate::rng::seeded(epoch_seed, || Tensor::randperm(n, (Kind::Int64, device)));
+        let mut step = if resumed { self.state.position.step } else { 0 };
+        if !resumed {
+            self.state.totals = BatchTotals::new(device);
+        }
+        while step * t.batch_size < n {
+            if interrupt::requested() {
+                let clocks = (
+                    self.started.elapsed().as_secs_f64(),
+                    self.epoch_start.elapsed().as_secs_f64(),
+                );
+                self.state.position.at((epoch, step), clocks);
+                self.saver.save(&mut self.state)?;
+                interrupt::check()?;
+            }
+            let start = step * t.batch_size;
+            let len = t.batch_size.min(n - start);
+            let augment_seed = t.augment.then(|| crate::rng::derive(epoch_seed, step));
+            let state = &mut self.state;
+            let host = match (self.dense.as_mut(), augment_seed) {
+                (Some(d), None) => {
+                    d.step_rows(&self.params, &mut state.sgd, data, &order, start, len)
+                }
+                _ => None,
+            };
+            match host {
+                Some(tally) => state.totals.add_host(tally),
+                None => {
+                    let index = &order.narrow(0, start, len);
+                    let batch = Batch {
+                        index,
+                        augment_seed,
+                        autocast: self.autocast,
+                    };
+                    let (model, sgd, totals) = (&state.model, &mut state.sgd, &mut state.totals);
+                    train_step(
+                        model,
+                        &mut self.params,
+                        sgd,
+                        data,
+                        batch,
+                        totals,
+                        self.dense.as_mut(),
+                    );
+                }
+            }
+            step += 1;
+        }
+        Ok(())
+    }
+
+    /// The epoch's record, and whether it reached the train-accuracy target.
+    fn measure(&mut self, epoch: i64) -> Result<(Epoch, bool)> {
+        let (t, data, limit) = (&self.settings.train, self.data, self.settings.limit);
+        let batch =
+            std::mem::replace(&mut self.state.totals, BatchTotals::new(data.device())).read(self.n);
+        let epoch_time = self.epoch_start.elapsed().as_secs_f64();
+        let check_due = t.stop_at_train_acc.is_some() && epoch % t.check_every == 0;
+        let eval_due = epoch % t.eval_every == 0 || epoch == limit || !batch.loss.is_finite();
+        let model = &self.state.model;
+        let train =
+            (eval_due || check_due).then(|| score(&mut self.dense, model, data, Part::Train));
+        let reached = check_due
+            && t.stop_at_train_acc
+                .zip(train)
+                .is_some_and(|(t, s)| s.acc >= t);
+        // Checking the target needs the train split only; the test split is
+        // evaluated on evaluation epochs and at the end, where the run stops.
+        let test = (eval_due || reached).then(|| score(&mut self.dense, model, data, Part::Test));
+        let record = Epoch {
+            epoch,
+            lr: self.lr,
+            batch,
+            train,
+            test,
+            distance_from_init: distance::relative(&self.start_weights, &self.params),
+            epoch_time_s: epoch_time,
+            wall_time_s: self.started.elapsed().as_secs_f64(),
+            images_per_s: self.n as f64 / epoch_time.max(1e-9),
+            extra: self.tracker.measure(epoch, model, data)?,
+        };
+        Ok((record, reached))
+    }
+
+    /// Saves after `epoch` every `checkpoint_every` epochs, else every
+    /// `CHECKPOINT_SECONDS` of training (the last epoch saves in `finish`).
+    fn checkpoint_if_due(&mut self, epoch: i64) -> Result<()> {
+        let due = match self.settings.train.checkpoint_every {
+            Some(every) => epoch % every == 0,
+            None => self.last_save.elapsed().as_secs_f64() >= CHECKPOINT_SECONDS,
+        };
+        if due && epoch < self.settings.limit {
+            let elapsed = self.started.elapsed().as_secs_f64();
+            self.state.position.at((epoch + 1, 0), (elapsed, 0.0));
+            self.saver.save(&mut self.state)?;
+            self.last_save = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Saves the run as complete and returns its state.
+    fn finish(mut self, status: Status) -> Result<State> {
+        let last = self.state.position.history.last().map_or(0, |e| e.epoch);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.state.position.at((last + 1, 0), (elapsed, 0.0));
+        self.state.position.complete = Some(status.as_str().to_string());
+        self.saver.save(&mut self.state)?;
+        Ok(self.state)
+    }
 }
 
 fn check_fits(init: &Model, data: &Dataset) -> Result<()> {
