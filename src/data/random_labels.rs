@@ -9,8 +9,9 @@
 
 use super::hash;
 use super::{Dataset, Split, COUNT};
-use crate::kit::config::{key, Default as D};
+use crate::kit::config::Default as D;
 use crate::kit::rules::{SEED, UNIT};
+use crate::kit::typed::key;
 use crate::results::Value;
 use crate::typed_config;
 use tch::{Kind, Tensor};

@@ -3,8 +3,9 @@
 //! and class 1 by (+0.65, 0). Train and test are drawn from one seeded stream.
 
 use super::{Augmentation, Dataset, Inputs, Split, COUNT};
-use crate::kit::config::{key, Default as D, Rule};
+use crate::kit::config::{Default as D, Rule};
 use crate::kit::rules::{NONNEG, SEED};
+use crate::kit::typed::key;
 use crate::results::Value;
 use crate::typed_config;
 use tch::{Device, Kind, Tensor};

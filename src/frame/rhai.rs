@@ -3,8 +3,9 @@
 
 use super::{aggregate, check_columns, columns, compare, Cmp, AGGS};
 use crate::kit::cell::cell_value;
-use crate::kit::config::{key, Default as D, Rule};
+use crate::kit::config::{Default as D, Rule};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
+use crate::kit::typed::key;
 use crate::results::frame::to_frame;
 use crate::results::value::Value;
 use crate::typed_config;

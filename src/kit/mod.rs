@@ -13,5 +13,6 @@ pub mod params;
 pub mod rules;
 pub mod scan;
 pub mod session;
+pub mod typed;
 
 pub use session::{Session, SessionOptions};

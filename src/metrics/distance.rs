@@ -6,7 +6,8 @@
 //! `model.parameters()`); with `buffers` it also holds the batch norms' running
 //! means and variances (`num_batches_tracked`, a counter, is never a weight).
 
-use crate::kit::config::{key, Default as D, Rule};
+use crate::kit::config::{Default as D, Rule};
+use crate::kit::typed::key;
 use crate::models::Model;
 use crate::typed_config;
 use anyhow::{bail, Result};

@@ -3,9 +3,10 @@
 
 use super::{Arch, Model, ModelSpec, ARCHS};
 use crate::data::rhai::Data;
-use crate::kit::config::{key, Default as D, Rule};
+use crate::kit::config::{Default as D, Rule};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
 use crate::kit::rules::{self, POSITIVE_INT, SEED};
+use crate::kit::typed::key;
 use crate::kit::Session;
 use crate::typed_config;
 use rhai::{Array, Dynamic, Engine, Map};

@@ -6,8 +6,9 @@
 use super::precision::{self, GradScaler};
 use super::schedule::{self, Schedule};
 use super::sgd::SgdOptions;
-use crate::kit::config::{key, Config, Default as D, Rule};
+use crate::kit::config::{Config, Default as D, Rule};
 use crate::kit::rules::{NONNEG, POSITIVE_INT, SEED, UNIT, UNIT_OPEN};
+use crate::kit::typed::key;
 use crate::results::Value;
 use crate::typed_config;
 use anyhow::{bail, Result};
