@@ -5,6 +5,9 @@
 //! the only globals it accepts are the four that numpy arrays and Python 3 bytes
 //! are pickled with, and it interprets them itself. Any other opcode or global is
 //! an error naming it and its byte offset.
+//!
+//! Longer than the project's ~450-line files on purpose: the opcodes and the
+//! values they build are one state machine, read together when a file fails.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
