@@ -585,7 +585,7 @@ fn unknown_names_and_formats_are_usage_errors_listing_the_known_ones() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert!(
-            err.contains("known: cifar10, cifar100, cinic10, fashion_mnist"),
+            err.contains("known: cifar10, cifar100, cinic10, restricted_imagenet, fashion_mnist"),
             "{err}"
         );
     }

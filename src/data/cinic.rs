@@ -6,6 +6,7 @@
 use super::cache;
 use super::folders::{self, Fit};
 use super::images::Loaded;
+use super::names::Name;
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -49,7 +50,7 @@ fn split(root: &Path, split: &str, quiet: bool) -> Result<super::images::Images>
     }
     cache::load_or_decode(
         root,
-        "cinic10",
+        Name::Cinic10.as_str(),
         split,
         SETTINGS,
         &files,

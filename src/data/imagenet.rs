@@ -8,6 +8,7 @@
 use super::cache;
 use super::folders::{self, Fit};
 use super::images::{Images, Loaded};
+use super::names::Name;
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -47,7 +48,7 @@ fn split(root: &Path, split: &str, wnids: &[String], quiet: bool) -> Result<Imag
     }
     cache::load_or_decode(
         root,
-        "restricted_imagenet",
+        Name::RestrictedImagenet.as_str(),
         split,
         SETTINGS,
         &files,

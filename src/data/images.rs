@@ -2,6 +2,7 @@
 //! loader produces them, their per-channel statistics, and the step to a
 //! [`Dataset`] on the run's device.
 
+use super::names::Name;
 use super::{Augmentation, Dataset, Inputs, Split};
 use crate::results::Row;
 use anyhow::{bail, Result};
@@ -207,7 +208,7 @@ pub fn dataset(name: &str, loaded: Loaded, normalize: Normalize, device: Device)
     let (mean, std) = match normalize {
         Normalize::None => (vec![0.0; c], vec![1.0; c]),
         Normalize::Population => loaded.train.channel_stats(),
-        Normalize::Paper if name == "cifar10" => {
+        Normalize::Paper if name == Name::Cifar10.as_str() => {
             (CIFAR10_PAPER.0.to_vec(), CIFAR10_PAPER.1.to_vec())
         }
         Normalize::Paper => loaded.train.per_image_stats(),

@@ -5,19 +5,11 @@
 use super::cifar::{self, Format, Which};
 use super::fetch::catalog;
 use super::images::{self, Loaded, Normalize};
+use super::names::Name;
 use super::{cinic, idx, imagenet, root, Dataset};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 use tch::Device;
-
-/// The names `dataset` accepts, in the order messages list them.
-pub const NAMES: [&str; 5] = [
-    "cifar10",
-    "cifar100",
-    "cinic10",
-    "restricted_imagenet",
-    "fashion_mnist",
-];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -47,16 +39,6 @@ impl Default for Options {
 }
 
 /// The error for an unknown name: the known ones, and the nearest as a hint.
-pub fn unknown(name: &str) -> String {
-    let hint = crate::kit::config::closest(name, NAMES.iter().copied())
-        .map(|c| format!(" (did you mean `{c}`?)"))
-        .unwrap_or_default();
-    format!(
-        "unknown data set `{name}`{hint}; known: {} (the Figure 1 toy is `toy()`)",
-        NAMES.join(", ")
-    )
-}
-
 /// "where it looked, by which rule, and how to get the data".
 fn missing(name: &str, dir: &Path, why: &str, looked_for: &str) -> anyhow::Error {
     let how = match catalog::find(name).ok().and_then(|s| s.manual) {
@@ -95,23 +77,24 @@ fn cifar(dir: &Path, why: &str, name: &str, which: Which, o: &Options) -> Result
 
 /// Loads `name` onto `device`.
 pub fn load(name: &str, o: &Options, device: Device) -> Result<Dataset> {
+    let data_set = Name::parse(name).map_err(anyhow::Error::msg)?;
     let (dir, why) = root::resolve(name, o.root.as_deref());
-    let loaded = match name {
-        "cifar10" => cifar(&dir, why, name, Which::Cifar10, o)?,
-        "cifar100" => cifar(&dir, why, name, Which::Cifar100 { coarse: o.coarse }, o)?,
-        "cinic10" => {
+    let loaded = match data_set {
+        Name::Cifar10 => cifar(&dir, why, name, Which::Cifar10, o)?,
+        Name::Cifar100 => cifar(&dir, why, name, Which::Cifar100 { coarse: o.coarse }, o)?,
+        Name::Cinic10 => {
             if !dir.join("train").is_dir() {
                 return Err(missing(name, &dir, why, "train/ and test/ (and valid/)"));
             }
             cinic::load(&dir, o.quiet)?
         }
-        "restricted_imagenet" => {
+        Name::RestrictedImagenet => {
             if !dir.join("train").is_dir() {
                 return Err(missing(name, &dir, why, "train/ and val/"));
             }
             imagenet::load(&dir, o.quiet)?
         }
-        "fashion_mnist" => {
+        Name::FashionMnist => {
             if idx::find(&dir, "train-images-idx3-ubyte").is_none() {
                 return Err(missing(
                     name,
@@ -122,7 +105,6 @@ pub fn load(name: &str, o: &Options, device: Device) -> Result<Dataset> {
             }
             idx::load(&dir, o.pad)?
         }
-        _ => bail!(unknown(name)),
     };
     Ok(images::dataset(name, loaded, o.normalize, device))
 }

@@ -7,7 +7,7 @@
 //! and label are computed per batch from (seed, i) with a counter-based hash, so
 //! memory does not grow with R and every epoch and run sees the same copies.
 
-use super::hash;
+use super::counter_rng;
 use super::{Dataset, Split, COUNT};
 use crate::kit::config::Default as D;
 use crate::kit::rules::{SEED, UNIT};
@@ -32,7 +32,7 @@ const MASKS: i64 = 2;
 impl RandomLabelOptions {
     /// Labels of copies `index`, uniform over `classes`.
     pub fn labels(&self, index: &Tensor, classes: i64) -> Tensor {
-        hash::hash(hash::key(self.seed, LABELS), index).remainder(classes)
+        counter_rng::hash(counter_rng::key(self.seed, LABELS), index).remainder(classes)
     }
 
     /// `x` (the examples behind copies `index`, any shape [B, ...]) with each copy's
@@ -46,9 +46,9 @@ impl RandomLabelOptions {
             return x.shallow_clone();
         }
         let device = x.device();
-        let copy_key = hash::hash(hash::key(self.seed, MASKS), index).view([b, 1]);
-        let position = hash::mix32(&Tensor::arange(l, (Kind::Int64, device))).view([1, l]);
-        let scores = hash::mix32(&copy_key.bitwise_xor_tensor(&position));
+        let copy_key = counter_rng::hash(counter_rng::key(self.seed, MASKS), index).view([b, 1]);
+        let position = counter_rng::mix32(&Tensor::arange(l, (Kind::Int64, device))).view([1, l]);
+        let scores = counter_rng::mix32(&copy_key.bitwise_xor_tensor(&position));
         let (_, zeroed) = scores.topk(n, 1, false, false);
         let keep = Tensor::ones([b, l], (Kind::Bool, device)).scatter_value(1, &zeroed, 0);
         let flat = x.view([b, l]);

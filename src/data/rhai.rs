@@ -4,6 +4,7 @@
 use super::cifar::Format;
 use super::images::Normalize;
 use super::load::{self, Options};
+use super::names::Name;
 pub use super::random_labels::RANDOM_LABELS;
 use super::random_labels::{random_labels, RandomLabelOptions};
 pub use super::toy::TOY;
@@ -124,8 +125,8 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
         ..Options::default()
     };
     let what = |e: String| script_error(e);
-    match name {
-        "cifar10" => {
+    match Name::parse(name).map_err(what)? {
+        Name::Cifar10 => {
             let (k, _) = Cifar10Keys::read(map).map_err(what)?;
             (o.root, o.normalize, o.format) = (
                 k.root.map(Into::into),
@@ -133,7 +134,7 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
                 format(&k.format),
             );
         }
-        "cifar100" => {
+        Name::Cifar100 => {
             let (k, _) = Cifar100Keys::read(map).map_err(what)?;
             (o.root, o.normalize, o.format) = (
                 k.root.map(Into::into),
@@ -142,8 +143,8 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
             );
             o.coarse = k.labels == "coarse";
         }
-        "cinic10" | "restricted_imagenet" => {
-            let spec = if name == "cinic10" {
+        folder @ (Name::Cinic10 | Name::RestrictedImagenet) => {
+            let spec = if folder == Name::Cinic10 {
                 CINIC10
             } else {
                 RESTRICTED_IMAGENET
@@ -151,7 +152,7 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
             let k = FolderKeys::from_config(&spec.read(map).map_err(what)?).map_err(what)?;
             (o.root, o.normalize) = (k.root.map(Into::into), normalize(&k.normalize));
         }
-        "fashion_mnist" => {
+        Name::FashionMnist => {
             let (k, _) = FashionKeys::read(map).map_err(what)?;
             (o.root, o.normalize, o.pad) = (
                 k.root.map(Into::into),
@@ -159,7 +160,6 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
                 k.pad as usize,
             );
         }
-        _ => return Err(script_error(load::unknown(name))),
     }
     let data = load::load(name, &o, session.device()).or_script()?;
     Ok(Rc::new(data))

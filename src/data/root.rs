@@ -6,13 +6,14 @@
 //! 4. `~/.cache/minima/data/<name>` (`$XDG_CACHE_HOME/minima/data/<name>`),
 //!    which is also where `minima data fetch` puts downloads.
 
+use super::names::Name;
 use std::path::{Path, PathBuf};
 
 pub const ENV: &str = "MINIMA_DATA";
 
 fn system_folder(name: &str) -> Option<PathBuf> {
-    match name {
-        "fashion_mnist" => Some(PathBuf::from("/usr/share/datasets/fashion-mnist")),
+    match Name::parse(name) {
+        Ok(Name::FashionMnist) => Some(PathBuf::from("/usr/share/datasets/fashion-mnist")),
         _ => None,
     }
 }

@@ -2,6 +2,7 @@
 //! complete copy holds (with the sizes and md5s that are published or follow from
 //! the format), so `verify` can say exactly what is wrong.
 
+use crate::data::names::Name;
 use anyhow::{bail, Result};
 
 /// One downloadable archive.
@@ -95,12 +96,10 @@ impl DataSet {
 }
 
 pub fn find(name: &str) -> Result<&'static DataSet> {
-    match DATA_SETS.iter().find(|d| d.name == name) {
+    let name = Name::parse(name).map_err(anyhow::Error::msg)?;
+    match DATA_SETS.iter().find(|d| d.name == name.as_str()) {
         Some(d) => Ok(d),
-        None => {
-            let known: Vec<_> = DATA_SETS.iter().map(|d| d.name).collect();
-            bail!("unknown data set `{name}`; known: {}", known.join(", "))
-        }
+        None => bail!("{}: not in the download catalog", name.as_str()),
     }
 }
 
@@ -187,7 +186,7 @@ const CINIC_DIRS: [&str; 30] = [
 
 pub static DATA_SETS: &[DataSet] = &[
     DataSet {
-        name: "cifar10",
+        name: Name::Cifar10.as_str(),
         manual: None,
         variants: &[
             Variant {
@@ -260,7 +259,7 @@ pub static DATA_SETS: &[DataSet] = &[
         ],
     },
     DataSet {
-        name: "cifar100",
+        name: Name::Cifar100.as_str(),
         manual: None,
         variants: &[
             Variant {
@@ -309,7 +308,7 @@ pub static DATA_SETS: &[DataSet] = &[
         ],
     },
     DataSet {
-        name: "cinic10",
+        name: Name::Cinic10.as_str(),
         manual: None,
         variants: &[Variant {
             format: "png",
@@ -327,7 +326,7 @@ pub static DATA_SETS: &[DataSet] = &[
         }],
     },
     DataSet {
-        name: "fashion_mnist",
+        name: Name::FashionMnist.as_str(),
         manual: Some(
             "install Debian's package (`apt install dataset-fashion-mnist`), or put the \
              four IDX files (gzipped or not) in the folder shown by `minima data list`",
@@ -392,7 +391,7 @@ pub static DATA_SETS: &[DataSet] = &[
         }],
     },
     DataSet {
-        name: "restricted_imagenet",
+        name: Name::RestrictedImagenet.as_str(),
         manual: Some(
             "ImageNet needs an account at image-net.org: put its train/ and val/ class \
              folders (WordNet ids) in the folder shown by `minima data list`",
