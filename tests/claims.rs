@@ -8,7 +8,7 @@ use polars::prelude::*;
 use std::path::Path;
 
 fn claims(dir: &Path) -> DataFrame {
-    minima::results::frame::read_parquet(&dir.join("claims.parquet")).unwrap()
+    minima::results::parquet::read_parquet(&dir.join("claims.parquet")).unwrap()
 }
 
 /// Summary rows of one (heuristic, init, seed) with a test accuracy.

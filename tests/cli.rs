@@ -99,7 +99,8 @@ fn a_failing_script_keeps_what_it_recorded() {
         "{err}"
     );
     assert!(err.contains("results so far: res"), "{err}");
-    let df = minima::results::frame::read_parquet(&dir.path().join("res/summary.parquet")).unwrap();
+    let df =
+        minima::results::parquet::read_parquet(&dir.path().join("res/summary.parquet")).unwrap();
     assert_eq!(df.height(), 1);
     let config = std::fs::read_to_string(dir.path().join("res/config.json")).unwrap();
     assert!(config.contains("\"status\": \"failed\""), "{config}");
@@ -375,7 +376,7 @@ fn ctrl_c_stops_cleanly_and_keeps_recorded_runs() {
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted (Ctrl-C)"), "{err}");
     // The whole table is written on the way out.
-    let df = minima::results::frame::read_parquet(&summary).unwrap();
+    let df = minima::results::parquet::read_parquet(&summary).unwrap();
     assert_eq!(df.height(), 1, "the finished run stays recorded");
     let config = std::fs::read_to_string(dir.path().join("res/config.json")).unwrap();
     assert!(config.contains("\"status\": \"interrupted\""), "{config}");

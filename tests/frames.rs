@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::{host_in, run_text};
-use minima::results::frame::write_parquet;
+use minima::results::parquet::write_parquet;
 use polars::prelude::*;
 use rhai::{Array, Dynamic};
 use std::path::Path;
@@ -217,7 +217,7 @@ fn run_folders_recorded_by_a_script_read_back_and_stack() {
     // A second run folder with an extra column: stacked with a `folder` column,
     // the missing values null.
     let mut other =
-        minima::results::frame::read_parquet(&dir.path().join("run1/summary.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("run1/summary.parquet")).unwrap();
     other
         .with_column(Column::new("extra".into(), [7i64]))
         .unwrap();
@@ -259,6 +259,6 @@ fn write_parquet_round_trips() {
             out.display()
         ),
     );
-    let back = minima::results::frame::read_parquet(&out).unwrap();
+    let back = minima::results::parquet::read_parquet(&out).unwrap();
     assert_eq!(back.shape(), (2, 2));
 }

@@ -8,7 +8,7 @@
 use crate::common;
 
 use minima::frame::read_results;
-use minima::results::{frame::read_parquet, Row, RunDir, Value};
+use minima::results::{parquet::read_parquet, Row, RunDir, Value};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

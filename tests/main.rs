@@ -6,6 +6,7 @@
 mod common;
 
 mod api_doc;
+mod architecture;
 mod bench_reference;
 mod claims;
 mod cli;

@@ -431,7 +431,7 @@ if h[3].fgsm_acc_0 != r.test_acc {{ throw \"fgsm at eps 0\"; }}
 record(r);"
     );
     run_text(dir.path(), &script).unwrap();
-    let h = minima::results::frame::read_parquet(&dir.path().join("history.parquet")).unwrap();
+    let h = minima::results::parquet::read_parquet(&dir.path().join("history.parquet")).unwrap();
     let col = h.column("path_l1").unwrap();
     assert_eq!(col.null_count(), 2);
     assert_eq!(
@@ -451,7 +451,7 @@ record_metrics(norms(m), #{{ init: \"random\" }});
 record_metrics(margins(m, d));"
     );
     run_text(dir.path(), &script).unwrap();
-    let df = minima::results::frame::read_parquet(&dir.path().join("metrics.parquet")).unwrap();
+    let df = minima::results::parquet::read_parquet(&dir.path().join("metrics.parquet")).unwrap();
     assert_eq!(df.height(), 3 + 4 + 1 + 1);
     let ca = df.column("metric").unwrap().str().unwrap().clone();
     let metric: Vec<Option<&str>> = (0..df.height()).map(|i| ca.get(i)).collect();

@@ -5,7 +5,7 @@ use crate::common;
 use common::{host_in, run_text};
 use minima::data::{Augmentation, Dataset, Inputs, Split};
 use minima::models::{Arch, Model, ModelSpec};
-use minima::results::frame::read_parquet;
+use minima::results::parquet::read_parquet;
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;

@@ -31,7 +31,7 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 
     let summary =
-        minima::results::frame::read_parquet(&dir.path().join("fig1/summary.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("fig1/summary.parquet")).unwrap();
     let settings: Vec<&str> = summary
         .column("setting")
         .unwrap()
@@ -63,13 +63,13 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
         "margins {margin:?}"
     );
     let history =
-        minima::results::frame::read_parquet(&dir.path().join("fig1/history.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("fig1/history.parquet")).unwrap();
     assert_eq!(history.column("run").unwrap().n_unique().unwrap(), 4);
 
     // The claims table measures what the summary holds: (b)'s train accuracy in
     // percent, and the larger of (c)'s min boundary distance over (a)'s and (d)'s.
     let claims =
-        minima::results::frame::read_parquet(&dir.path().join("fig1/claims.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("fig1/claims.parquet")).unwrap();
     let mean = column_f64(&claims, "mean");
     assert_eq!(mean.len(), 2);
     assert!((mean[0] - 100.0 * train[1]).abs() < 1e-9, "{mean:?}");

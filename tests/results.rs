@@ -3,7 +3,7 @@
 
 use crate::common;
 use common::host_in;
-use minima::results::frame::{read_parquet, to_frame, write_parquet};
+use minima::results::parquet::{read_parquet, to_frame, write_parquet};
 use minima::results::{atomic, Value};
 use polars::prelude::*;
 

@@ -69,7 +69,7 @@ fn interrupted_then_resumed(signal: &str) {
         );
     }
     let history =
-        minima::results::frame::read_parquet(&dir.path().join("cut/history.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("cut/history.parquet")).unwrap();
     let epochs: Vec<i64> = history
         .column("epoch")
         .unwrap()
@@ -81,7 +81,7 @@ fn interrupted_then_resumed(signal: &str) {
     let expected: Vec<i64> = (1..=1200).chain(1..=50).collect();
     assert_eq!(epochs, expected, "every epoch exactly once");
     let summary =
-        minima::results::frame::read_parquet(&dir.path().join("cut/summary.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("cut/summary.parquet")).unwrap();
     assert_eq!(summary.height(), 2);
     let config = std::fs::read_to_string(dir.path().join("cut/config.json")).unwrap();
     assert!(config.contains("\"status\": \"completed\""), "{config}");
@@ -90,7 +90,7 @@ fn interrupted_then_resumed(signal: &str) {
     let again = minima(&["run", "cut", "-q"], dir.path());
     assert_eq!(again.status.code(), Some(0));
     let summary =
-        minima::results::frame::read_parquet(&dir.path().join("cut/summary.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("cut/summary.parquet")).unwrap();
     assert_eq!(summary.height(), 2, "no run recorded twice");
     std::fs::write(
         dir.path().join("s.rhai"),
@@ -175,7 +175,7 @@ fn changed_keys(stderr: &str) -> usize {
 }
 
 fn read(dir: &Path, table: &str) -> polars::prelude::DataFrame {
-    minima::results::frame::read_parquet(&dir.join(format!("{table}.parquet"))).unwrap()
+    minima::results::parquet::read_parquet(&dir.join(format!("{table}.parquet"))).unwrap()
 }
 
 fn floats(df: &polars::prelude::DataFrame, column: &str) -> Vec<Option<f64>> {

@@ -5,7 +5,7 @@
 use crate::common;
 use common::{floats, host_in, ints, minima, strs, text};
 use minima::frame::read_results;
-use minima::results::frame::read_parquet;
+use minima::results::parquet::read_parquet;
 use polars::prelude::*;
 use std::path::Path;
 use std::process::{Command, Stdio};

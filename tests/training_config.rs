@@ -67,7 +67,7 @@ fn a_diverging_run_is_marked_and_the_script_goes_on() {
     assert_eq!(status, "diverged");
     host.session.finish("completed").unwrap();
     let summary =
-        minima::results::frame::read_parquet(&dir.path().join("summary.parquet")).unwrap();
+        minima::results::parquet::read_parquet(&dir.path().join("summary.parquet")).unwrap();
     assert_eq!(
         summary.column("status").unwrap().str().unwrap().get(0),
         Some("diverged")

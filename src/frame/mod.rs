@@ -5,7 +5,7 @@
 pub mod docs;
 pub mod rhai;
 
-use crate::results::frame::read_parquet;
+use crate::results::parquet::read_parquet;
 use crate::results::part_folder::PARTS;
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
@@ -157,7 +157,7 @@ fn nulls_as_text(mut df: DataFrame) -> Result<DataFrame> {
 }
 
 /// Gives each column one type in every file so the files stack, by the rules of
-/// a whole table (`results::frame`): a column's files without values take the
+/// a whole table (`results::parquet`): a column's files without values take the
 /// type of those with values; ints and floats make float; any other mix text.
 fn unify_types(frames: &mut [DataFrame]) -> Result<()> {
     let mut types: std::collections::HashMap<String, DataType> = Default::default();

@@ -6,7 +6,7 @@ use crate::kit::cell::cell_value;
 use crate::kit::config::{Default as D, Rule};
 use crate::kit::error::{script_error, OrScript, ScriptResult};
 use crate::kit::typed::key;
-use crate::results::frame::to_frame;
+use crate::results::parquet::to_frame;
 use crate::results::value::Value;
 use crate::typed_config;
 use polars::prelude::*;
@@ -259,7 +259,7 @@ pub fn register(engine: &mut Engine) {
         super::pivot(f, &c.index, &c.on, &c.values, &c.agg).or_script()
     });
     engine.register_fn("write_parquet", |f: &mut Frame, path: &str| {
-        crate::results::frame::write_parquet(f, Path::new(path)).or_script()
+        crate::results::parquet::write_parquet(f, Path::new(path)).or_script()
     });
     engine.register_fn("show", |f: &mut Frame| println!("{f}"));
     engine.register_fn("to_string", |f: &mut Frame| f.to_string());

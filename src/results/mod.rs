@@ -4,13 +4,13 @@
 
 pub mod atomic;
 pub mod exact;
-pub mod frame;
+pub mod parquet;
 pub mod part_files;
 pub mod part_folder;
 pub mod run_dir;
 pub mod shard;
 pub mod value;
 
-pub use frame::Row;
+pub use parquet::Row;
 pub use run_dir::RunDir;
 pub use value::Value;

@@ -8,7 +8,7 @@
 //! open a file more than once per read, so a path that is replaced while they read
 //! can fail; a path that is never replaced cannot.
 
-use super::frame::{self, Row};
+use super::parquet::{self, Row};
 use anyhow::{Context, Result};
 use polars::prelude::DataFrame;
 use std::path::{Path, PathBuf};
@@ -48,13 +48,13 @@ pub fn list(run: &Path, table: &str) -> Result<Vec<(u64, PathBuf)>> {
 /// Writes `rows` as part `seq` of `table` (columns without a value typed Null).
 pub fn write(run: &Path, table: &str, seq: u64, rows: &[Row]) -> Result<PathBuf> {
     let path = file(run, table, seq);
-    let mut df = frame::to_part_frame(rows)?;
-    frame::write_parquet(&mut df, &path)?;
+    let mut df = parquet::to_part_frame(rows)?;
+    parquet::write_parquet(&mut df, &path)?;
     Ok(path)
 }
 
 pub fn read(path: &Path) -> Result<DataFrame> {
-    frame::read_parquet(path)
+    parquet::read_parquet(path)
 }
 
 /// Removes a part; one already gone is fine (removal is what was asked).

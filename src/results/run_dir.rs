@@ -16,7 +16,7 @@
 //! parts, summary first, so a run a reader finds in the summary is in the history.
 
 use super::atomic;
-use super::frame::{self, Row};
+use super::parquet::{self, Row};
 use super::part_files;
 use super::Value;
 use anyhow::{bail, Context, Result};
@@ -85,7 +85,7 @@ fn remove_rows(rows: &mut Vec<Row>, index: i64, drop: impl Fn(&Row) -> bool) -> 
 }
 
 fn read_rows(path: &Path) -> Result<Vec<Row>> {
-    frame::from_frame(&part_files::read(path)?)
+    parquet::from_frame(&part_files::read(path)?)
 }
 
 impl RunDir {
@@ -365,8 +365,8 @@ impl RunDir {
             (SUMMARY, &self.summary),
         ] {
             if !rows.is_empty() {
-                let mut df = frame::to_frame(rows)?;
-                frame::write_parquet(&mut df, &self.path.join(name))?;
+                let mut df = parquet::to_frame(rows)?;
+                parquet::write_parquet(&mut df, &self.path.join(name))?;
             }
         }
         Ok(())
