@@ -1,11 +1,11 @@
 //! minima side by side with PyTorch on the same machine (docs/PERFORMANCE.md).
 //!
-//! `bench/run.sh [--quick] [--rounds N] [--archs a,b] [--widths w,w] [--threads N]
+//! `compare/run.sh [--quick] [--rounds N] [--archs a,b] [--widths w,w] [--threads N]
 //! [--seconds S] [--no-scaling]` installs the reference PyTorch once and runs
 //! `cargo bench --bench compare -- ...`, which prints markdown tables:
 //!
 //! - identical work: parameter counts and losses after the same steps from the same
-//!   weights (bench/identical.rs), for every architecture;
+//!   weights (compare/identical.rs), for every architecture;
 //! - per architecture and width: training images/s, vanilla and SOTA (momentum, L2,
 //!   crop+flip), evaluation images/s, one Fashion-MNIST epoch's time (extrapolated
 //!   from the measured steps), peak resident memory, with minima/PyTorch ratios
@@ -15,10 +15,10 @@
 //! - scaling (minima): epoch time against training-set size, width, replicas R.
 //!
 //! Each side runs in its own worker process per architecture (this executable with
-//! `--worker`, and bench/reference.py worker), both holding Fashion-MNIST in memory;
+//! `--worker`, and compare/reference.py worker), both holding Fashion-MNIST in memory;
 //! the driver alternates them, so load from other processes hits both alike.
 
-#[path = "../bench/identical.rs"]
+#[path = "../compare/identical.rs"]
 mod identical;
 
 use minima::data::load::{load, Options};
@@ -56,7 +56,7 @@ fn main() {
     };
     let Some(python) = identical::installed_reference() else {
         eprintln!(
-            "compare: the reference PyTorch is not installed: run bench/install.sh \
+            "compare: the reference PyTorch is not installed: run compare/install.sh \
              (or set MINIMA_REFERENCE_PYTHON)"
         );
         std::process::exit(2);
@@ -74,12 +74,12 @@ struct Opts {
     scaling: bool,
     quick: bool,
     /// `--device cuda`: resnet18-style rows on the GPU, fp32 and autocast, with
-    /// channels-last weights off and on (bench/gpu.sh); no start-up or scaling rows.
+    /// channels-last weights off and on (compare/gpu.sh); no start-up or scaling rows.
     cuda: bool,
 }
 
 impl Opts {
-    const USAGE: &'static str = "usage: bench/run.sh [--quick] [--rounds N] [--archs mlp,cnn,vgg16,resnet18,resnet50,densenet40] [--widths 0.25,1] [--threads N] [--seconds S] [--no-scaling] [--device cpu|cuda]";
+    const USAGE: &'static str = "usage: compare/run.sh [--quick] [--rounds N] [--archs mlp,cnn,vgg16,resnet18,resnet50,densenet40] [--widths 0.25,1] [--threads N] [--seconds S] [--no-scaling] [--device cpu|cuda]";
 
     fn parse(args: &[String]) -> Result<Opts, String> {
         let mut o = Opts {
@@ -269,7 +269,7 @@ fn torch_worker(python: &Path, threads: i32) -> Worker {
     Worker::spawn(cmd, "PyTorch", threads)
 }
 
-/// minima's worker: the same commands as bench/reference.py's.
+/// minima's worker: the same commands as compare/reference.py's.
 fn worker() {
     let stdin = std::io::stdin();
     let mut state: Option<State> = None;
@@ -719,7 +719,7 @@ fn startup(o: &Opts, python: &Path) {
     for round in 0..=o.rounds {
         let mut m = Command::new(env!("CARGO_BIN_EXE_minima"));
         m.arg("run")
-            .arg(repo.join("bench/startup.rhai"))
+            .arg(repo.join("compare/startup.rhai"))
             .args(["--quiet", "--device", "cpu", "--out"])
             .arg(out.path().join(format!("run{round}")));
         let mut i = Command::new(python);
@@ -742,7 +742,7 @@ fn startup(o: &Opts, python: &Path) {
     }
     let s = |v: &[f64]| spread(v).1;
     println!("### Start-up (seconds from process start to exit after a first one-step epoch: load Fashion-MNIST, mlp, one step, the epoch's evaluation; medians)\n");
-    println!("| minima (`minima run bench/startup.rhai`) | `python -c \"import torch\"` | PyTorch reference (import + same work) | minima / import torch | minima / reference |");
+    println!("| minima (`minima run compare/startup.rhai`) | `python -c \"import torch\"` | PyTorch reference (import + same work) | minima / import torch | minima / reference |");
     println!("|---|---|---|---|---|");
     println!(
         "| {:.2} s | {:.2} s | {:.2} s | {} | {} |\n",

@@ -1,7 +1,7 @@
 //! The benchmark against PyTorch compares like with like: for every architecture the
-//! PyTorch module of bench/reference.py has minima's parameter count, and from
+//! PyTorch module of compare/reference.py has minima's parameter count, and from
 //! minima's exported weights it reaches the same losses after the same SGD steps
-//! (momentum and L2 on) on the same batches in the same order (bench/identical.rs,
+//! (momentum and L2 on) on the same batches in the same order (compare/identical.rs,
 //! which the benchmark itself runs at its own scale).
 //!
 //! Needs the reference PyTorch: `MINIMA_REFERENCE_PYTHON` when set, otherwise
@@ -10,7 +10,7 @@
 //! fails with the script's message when that cannot be done. It never passes
 //! without comparing.
 
-#[path = "../bench/identical.rs"]
+#[path = "../compare/identical.rs"]
 mod identical;
 
 use minima::data::{Augmentation, Dataset, Inputs, Split};

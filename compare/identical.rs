@@ -4,7 +4,7 @@
 //! For each model, minima exports its initial weights (safetensors), a batch of
 //! Fashion-MNIST pixels, the normalisation and the example order; minima trains
 //! `steps` SGD steps (momentum and L2 on, no augmentation) through
-//! `train::run::train_step`; bench/reference.py loads the same weights into the
+//! `train::run::train_step`; compare/reference.py loads the same weights into the
 //! mirror PyTorch module and takes the same steps on the same batches in the same
 //! order. Both report the parameter count, the mean training loss over the steps
 //! and the eval-mode loss afterwards, which must agree within `TOLERANCE`.
@@ -67,7 +67,7 @@ pub fn installed_reference() -> Option<PathBuf> {
 }
 
 pub fn reference_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reference.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("compare/reference.py")
 }
 
 /// Runs the check for `specs` on the first `steps` batches of 128 of `data`

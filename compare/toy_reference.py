@@ -1,4 +1,4 @@
-"""bench/toy.sh's PyTorch side: the work of bench/toy.rhai as an eager loop.
+"""compare/toy.sh's PyTorch side: the work of compare/toy.rhai as an eager loop.
 
 Figure 1's network (Linear 2-100, ReLU, Linear 100-100, ReLU, Linear 100-2) on 100
 points from the same two Gaussians, vanilla torch.optim.SGD (lr 0.01) at batch 10,
