@@ -124,10 +124,9 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
         quiet: session.quiet(),
         ..Options::default()
     };
-    let what = |e: String| script_error(e);
-    match Name::parse(name).map_err(what)? {
+    match Name::parse(name).or_script()? {
         Name::Cifar10 => {
-            let (k, _) = Cifar10Keys::read(map).map_err(what)?;
+            let (k, _) = Cifar10Keys::read(map).or_script()?;
             (o.root, o.normalize, o.format) = (
                 k.root.map(Into::into),
                 normalize(&k.normalize),
@@ -135,7 +134,7 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
             );
         }
         Name::Cifar100 => {
-            let (k, _) = Cifar100Keys::read(map).map_err(what)?;
+            let (k, _) = Cifar100Keys::read(map).or_script()?;
             (o.root, o.normalize, o.format) = (
                 k.root.map(Into::into),
                 normalize(&k.normalize),
@@ -149,11 +148,11 @@ pub fn dataset_from_map(session: &Session, name: &str, map: &Map) -> ScriptResul
             } else {
                 RESTRICTED_IMAGENET
             };
-            let k = FolderKeys::from_config(&spec.read(map).map_err(what)?).map_err(what)?;
+            let k = FolderKeys::from_config(&spec.read(map).or_script()?).or_script()?;
             (o.root, o.normalize) = (k.root.map(Into::into), normalize(&k.normalize));
         }
         Name::FashionMnist => {
-            let (k, _) = FashionKeys::read(map).map_err(what)?;
+            let (k, _) = FashionKeys::read(map).or_script()?;
             (o.root, o.normalize, o.pad) = (
                 k.root.map(Into::into),
                 normalize(&k.normalize),
