@@ -80,6 +80,55 @@ fn table_1_ratios_are_checked_against_the_stated_limits() {
     for (got, want) in mean.iter().zip([1.5, 0.2, 1.5]) {
         assert!((got.unwrap() - want).abs() < 1e-9, "{mean:?}");
     }
+    // The first claim is one the CPU-scale search could not show: its row says
+    // so and how far the search got; the third fails with no such note.
+    let notes = notes(&c);
+    assert!(
+        notes[0].as_deref().is_some_and(|n| n.contains("probe F")),
+        "{notes:?}"
+    );
+    assert_eq!(notes[1..], [None, None]);
+}
+
+fn notes(c: &DataFrame) -> Vec<Option<String>> {
+    let column = c
+        .column("at_cpu_scale")
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap();
+    column
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_cpu_scale_note_never_changes_a_verdict_and_is_absent_at_paper_scale() {
+    // d(W0R, WVR) / d(W0R, W0A) = 0.2 / 0.6 and d(W0A, WVA) / d(W0R, WVR) = 0.16 /
+    // 0.2: the two vanilla rows of Table 1 fail, as at CPU scale.
+    let script = r#"import "claims" as claims;
+        let d = [["W0R-WVR", 0.2], ["W0R-W0A", 0.6], ["W0A-WVA", 0.16], ["W0R-WSR", 2.0], ["W0A-WSA", 5.0]];
+        let rows = [];
+        for p in d { rows.push(#{ metric: "distance", pair: p[0], d: p[1], seed: 0 }); }
+        let failed = claims::verdict(claims::table1(frame(rows)));
+        if failed != 2 { throw `expected two failing claims, got ${failed}`; }"#;
+    for (sets, noted) in [(&[][..], true), (&["scale=paper"][..], false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let host = common::host_in(dir.path(), sets);
+        host.engine.run(script).unwrap();
+        host.session.finish("completed").unwrap();
+        let c = claims(dir.path());
+        assert_eq!(bools(&c, "holds"), [false, false, true]);
+        let notes = notes(&c);
+        assert_eq!(
+            notes[0].is_some() && notes[1].is_some(),
+            noted,
+            "{sets:?}: {notes:?}"
+        );
+        assert_eq!(notes[2], None);
+    }
 }
 
 #[test]

@@ -324,7 +324,8 @@ pub fn table2(train_runs: Option<&DataFrame>) -> Result<Part> {
 }
 
 /// The claims ledger a paper script wrote (stdlib/claims.rhai): one row per claim,
-/// holding or not, with the paper's value and the measured mean [min, max] over seeds.
+/// holding or not, with the paper's value and the measured mean [min, max] over
+/// seeds, and the CPU-scale note of a claim the search could not show.
 pub fn claims(df: &DataFrame) -> Result<Part> {
     let folder = match df.column("folder") {
         Ok(_) => Some(texts(df, "folder")?),
@@ -334,6 +335,12 @@ pub fn claims(df: &DataFrame) -> Result<Part> {
     for c in ["figure", "claim", "paper", "measured"] {
         cols.push(texts(df, c)?);
     }
+    // Folders from before the notes have no such column; a run with no note
+    // shows none.
+    let notes = match df.column("at_cpu_scale") {
+        Ok(_) => Some(texts(df, "at_cpu_scale")?).filter(|n| n.iter().any(Option::is_some)),
+        Err(_) => None,
+    };
     let holds = df.column("holds")?.bool()?.clone();
     let seeds = floats(df, "seeds")?;
     let held = floats(df, "seeds_holding")?;
@@ -352,6 +359,9 @@ pub fn claims(df: &DataFrame) -> Result<Part> {
         ]
         .map(String::from),
     );
+    if notes.is_some() {
+        header.push("at CPU scale".into());
+    }
     let mut rows = Vec::with_capacity(df.height());
     let mut failing = 0;
     for i in 0..df.height() {
@@ -367,6 +377,9 @@ pub fn claims(df: &DataFrame) -> Result<Part> {
         }
         let count = |v: &[Option<f64>]| v[i].map_or("–".into(), |x| format!("{x:.0}"));
         row.push(format!("{}/{}", count(&held), count(&seeds)));
+        if let Some(n) = &notes {
+            row.push(n[i].clone().unwrap_or_default());
+        }
         rows.push(row);
     }
     Ok(Part::Shown(format!(
@@ -388,6 +401,33 @@ mod tests {
         assert!((sd - 2f64.sqrt()).abs() < 1e-12);
         assert_eq!(percent(Some((0.5, 0.01, 3))), "50.00 ± 1.00");
         assert_eq!(percent(Some((0.5, 0.0, 1))), "50.00");
+    }
+
+    #[test]
+    fn a_claims_note_gets_a_column_only_when_a_claim_has_one() {
+        let ledger = |note: Option<&str>| {
+            df!(
+                "figure" => ["Table 1", "Fig 3"],
+                "claim" => ["d(W0R, WVR) ~ d(W0R, W0A)", "gap"],
+                "paper" => ["1.09", "28.8"],
+                "measured" => ["0.42", "5.6"],
+                "holds" => [false, true],
+                "seeds" => [3.0, 3.0],
+                "seeds_holding" => [0.0, 3.0],
+                "at_cpu_scale" => [note, None],
+            )
+            .unwrap()
+        };
+        let shown = |df: &DataFrame| match claims(df).unwrap() {
+            Part::Shown(md) => md,
+            _ => panic!("the claims are always shown"),
+        };
+        let noted = shown(&ledger(Some("best 0.52 (probe F)")));
+        assert!(noted.contains("| at CPU scale |"), "{noted}");
+        assert!(noted.contains("| best 0.52 (probe F) |"), "{noted}");
+        let plain = shown(&ledger(None));
+        assert!(!plain.contains("at CPU scale"), "{plain}");
+        assert!(plain.contains("**does not hold**"), "{plain}");
     }
 
     #[test]
