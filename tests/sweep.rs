@@ -24,7 +24,7 @@ let done = sweep(grid(#{ seed: 0..3, init: ["plain", "wide"] }), |cfg| {
     record(r, #{ body_index: cfg.index, body_id: cfg.id });
     record_metrics(#{ metric: "acc", value: evaluate(r.model, d).test_acc });
 });
-print(`ran ${done.ran} skipped ${done.skipped} of ${done.in_shard}/${done.total}`);
+print(`ran ${done.ran} skipped ${done.skipped} of ${done.in_shard}/${done.total}, ${done.complete} complete`);
 "#;
 
 fn part_ids(out: &Path) -> Vec<String> {
@@ -185,7 +185,10 @@ fn shards_split_the_configurations_and_slurm_variables_pick_one() {
             ("SLURM_ARRAY_TASK_MIN", "1"),
         ],
     );
-    assert!(printed.contains("ran 2 skipped 0 of 2/6"), "{printed}");
+    assert!(
+        printed.contains("ran 2 skipped 0 of 2/6, 2 complete"),
+        "{printed}"
+    );
     let summary = read_results(&out, "summary").unwrap();
     assert_eq!(ints(&summary, "sweep_index"), [2, 5]);
     assert!(out.join("config-shard-2-of-3.json").is_file());
@@ -197,10 +200,17 @@ fn shards_split_the_configurations_and_slurm_variables_pick_one() {
             ("SLURM_ARRAY_TASK_COUNT", "3"),
         ],
     );
-    assert!(printed.contains("ran 2 skipped 0 of 2/6"), "{printed}");
+    // `complete` counts every shard's configurations, not only this one's.
+    assert!(
+        printed.contains("ran 2 skipped 0 of 2/6, 4 complete"),
+        "{printed}"
+    );
     // Unsharded, the rest: two ran, four were there.
     let printed = run(&[], &[]);
-    assert!(printed.contains("ran 2 skipped 4 of 6/6"), "{printed}");
+    assert!(
+        printed.contains("ran 2 skipped 4 of 6/6, 6 complete"),
+        "{printed}"
+    );
     assert_complete(&out);
     let config: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("config-shard-0-of-3.json")).unwrap(),

@@ -155,8 +155,15 @@ fn sweep(
             "{skipped} configuration(s) of this shard were already complete"
         ));
     }
+    // Other shards may still be running: a script summarises only once every
+    // configuration of the grid is complete, so no shard prints a partial verdict.
+    let complete = configs
+        .iter()
+        .filter(|c| part_folder::is_complete(&out, &c.id))
+        .count();
     let mut summary = Map::new();
     summary.insert("total".into(), Dynamic::from_int(configs.len() as i64));
+    summary.insert("complete".into(), Dynamic::from_int(complete as i64));
     summary.insert("in_shard".into(), Dynamic::from_int(mine.len() as i64));
     summary.insert("ran".into(), Dynamic::from_int(ran));
     summary.insert("skipped".into(), Dynamic::from_int(skipped));
