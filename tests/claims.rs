@@ -187,6 +187,14 @@ fn a_claim_with_nothing_to_measure_does_not_hold() {
         "{:?}",
         strs(&c, "measured")
     );
+    // Of the two failing rows only SOTA's gap has a CPU-scale note (its seed-to-
+    // seed spread, probes H and I); vanilla's gap has none: CPU scale shows it.
+    let notes = notes(&c);
+    assert_eq!(notes[0], None);
+    assert!(
+        notes[1].as_deref().is_some_and(|n| n.contains("probe H")),
+        "{notes:?}"
+    );
 }
 
 #[test]

@@ -134,6 +134,7 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
         "max_epochs=2",
         "adv_max_epochs=2",
         "batch_size=16",
+        "seeds=1",
     ];
     // A key may be given once: `extra` replaces the tiny default of the same key.
     let key = |set: &&str| set.split('=').next().unwrap_or_default().to_string();
@@ -232,6 +233,10 @@ fn headline_prints_both_gaps_from_two_seeds() {
     assert_core_runs(&summary, 2);
     let seeds = ints(&summary, "seed");
     assert_eq!(seeds, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+    // The headline's CPU scale is `paper::core_cpu()`: what no --set above
+    // overrides comes from it (the test split evaluated after epoch 75 only).
+    assert_eq!(ints(&summary, "param_eval_every"), [75; 10]);
+    assert_eq!(ints(&summary, "eval_every")[1..5], [75; 4]);
     // The printed gaps are the mean test accuracies' differences, in points.
     let mean = |heuristic: &str, init: &str| {
         let (h, i) = (strings(&summary, "heuristic"), strings(&summary, "init"));
