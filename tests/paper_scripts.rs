@@ -363,6 +363,15 @@ fn curves_record_every_epoch_of_every_setting() {
     );
     // 2 archs × 4 settings × 2 epochs: vanilla runs the same schedule as SOTA here.
     assert_eq!(history.height(), 16);
+    // The CPU scale is `paper::core_cpu()` evaluated every 5 epochs (the authors'
+    // 25 of 350): with 2 epochs only the last one is evaluated.
+    let summary = read(&out, "summary");
+    assert_eq!(ints(&summary, "param_eval_every"), [5; 10]);
+    let evaluated = floats(&history, "test_acc");
+    let epochs = ints(&history, "epoch");
+    for (e, acc) in epochs.iter().zip(&evaluated) {
+        assert_eq!(acc.is_some(), *e == 2, "epoch {e}: {acc:?}");
+    }
     let archs = strings(&history, "arch");
     assert_eq!(archs.iter().filter(|a| *a == "mlp").count(), 8);
 }
@@ -423,6 +432,8 @@ fn fig4_sweeps_r_with_a_random_init_baseline() {
     let n_random = ints(&summary, "n_train");
     assert_eq!(n_random[2], 48);
     assert_eq!(n_random[5], 144, "R = 3 copies of 48 images");
+    // The CPU scale is `paper::core_cpu()`: the test split evaluated at the end.
+    assert_eq!(ints(&summary, "param_eval_every"), [75; 8]);
 }
 
 #[test]
@@ -441,6 +452,8 @@ fn table2_trains_all_eight_mixes_from_both_inits() {
     assert_eq!(momentum[7..9], [0.9, 0.9]);
     assert_eq!(decay[5..7], [5e-4, 5e-4]);
     assert_eq!(momentum[5], 0.0);
+    // `paper::core_cpu()` shortened to 25 epochs, evaluated at the end.
+    assert_eq!(ints(&summary, "param_eval_every"), [25; 17]);
 }
 
 #[test]
