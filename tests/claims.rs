@@ -218,3 +218,72 @@ fn a_diverged_run_measures_nothing() {
     assert_eq!(bools(&c, "holds"), [false, true, false, true, false, true]);
     assert_eq!(strs(&c, "measured")[0], "not measured");
 }
+
+#[test]
+fn figure_4_checks_both_ends_of_r_and_the_spread_of_sota() {
+    let dir = tempfile::tempdir().unwrap();
+    // Vanilla: 80% from a random init, 75% at R = 1, 70% at R = 4: falls at
+    // both ends. SOTA: 83%, 82.5%, 81%: a spread of 2 points, over the 1.5 limit.
+    let script = r#"import "claims" as claims;
+        let acc = #{ vanilla: [0.80, 0.75, 0.70], sota: [0.83, 0.825, 0.81] };
+        let rows = [];
+        for h in ["vanilla", "sota"] {
+            let rs = [0, 1, 4];
+            for i in 0..3 {
+                let init = if rs[i] == 0 { "random" } else { "adversarial" };
+                rows.push(#{ heuristic: h, init: init, init_replicas: rs[i], seed: 0, test_acc: acc[h][i] });
+            }
+        }
+        claims::verdict(claims::figure4(frame(rows)));"#;
+    run_text(dir.path(), script).unwrap();
+    let c = claims(dir.path());
+    assert_eq!(bools(&c, "holds"), [true, true, false]);
+    let mean = floats(&c, "mean");
+    let expected = [5.0, 5.0, 2.0];
+    for (m, e) in mean.iter().zip(expected) {
+        assert!((m.unwrap() - e).abs() < 1e-6, "{mean:?}");
+    }
+    // SOTA's spread is noted at CPU scale with what the search measured.
+    let notes = notes(&c);
+    assert_eq!(notes[..2], [None, None]);
+    assert!(
+        notes[2]
+            .as_deref()
+            .is_some_and(|n| n.contains("R = 4 the lowest")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn table_2_notes_sit_on_their_own_mix_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // Gaps in points, random init at 80%: vanilla 6; DA 0.1 (closes, so "narrows
+    // but does not close" fails); L2 4.5 (not narrowed); momentum 0.5 (holds);
+    // DA+L2 0.2 (holds); DA+Momentum 1.4, L2+Momentum 4, SOTA 2.5 (fail).
+    let script = r#"import "claims" as claims;
+        let gaps = [["Vanilla SGD", 6.0], ["DA", 0.1], ["L2", 4.5], ["Momentum", 0.5], ["DA+L2", 0.2],
+                    ["DA+Momentum", 1.4], ["L2+Momentum", 4.0], ["DA+L2+Momentum (SOTA)", 2.5]];
+        let rows = [];
+        for g in gaps {
+            rows.push(#{ heuristic: g[0], init: "random", seed: 0, test_acc: 0.8 });
+            rows.push(#{ heuristic: g[0], init: "adversarial", seed: 0, test_acc: 0.8 - g[1] / 100.0 });
+        }
+        claims::verdict(claims::table2(frame(rows)));"#;
+    run_text(dir.path(), script).unwrap();
+    let c = claims(dir.path());
+    assert_eq!(
+        bools(&c, "holds"),
+        [true, false, false, true, true, false, false, false]
+    );
+    let notes = notes(&c);
+    let says = |i: usize, text: &str| notes[i].as_deref().is_some_and(|n| n.contains(text));
+    assert!(
+        notes[0].is_none() && notes[3].is_none() && notes[4].is_none(),
+        "{notes:?}"
+    );
+    assert!(says(1, "82-85% train accuracy"), "{notes:?}");
+    assert!(says(2, "0.005"), "{notes:?}");
+    assert!(says(5, "0.33, 0.30, 1.36"), "{notes:?}");
+    assert!(says(6, "0.31, 0.14, 4.05"), "{notes:?}");
+    assert!(says(7, "-0.10, 0.90, 2.45"), "{notes:?}");
+}
