@@ -164,6 +164,13 @@ fn figure_2_speed_compares_the_first_epoch_at_the_fit_threshold() {
     let mean = floats(&c, "mean");
     assert!((mean[0].unwrap() - 98.5).abs() < 1e-9, "{mean:?}");
     assert!((mean[1].unwrap() + 16.0).abs() < 1e-9, "{mean:?}");
+    // Both carry what the CPU-scale search measured.
+    let notes = notes(&c);
+    assert!(
+        notes[0].as_deref().is_some_and(|n| n.contains("probe H"))
+            && notes[1].as_deref().is_some_and(|n| n.contains("probe K")),
+        "{notes:?}"
+    );
 }
 
 #[test]
