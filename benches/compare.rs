@@ -386,6 +386,19 @@ impl State {
                 self.cursor = 0;
             }
             let len = BATCH.min(n - self.cursor);
+            // As `train` steps: an un-augmented mlp batch is gathered on the host.
+            let host = match (self.dense.as_mut(), sota) {
+                (Some(d), false) => {
+                    d.step_rows(&self.params, sgd, &self.data, &self.order, self.cursor, len)
+                }
+                _ => None,
+            };
+            if let Some(tally) = host {
+                totals.add_host(tally);
+                self.cursor += len;
+                self.step += 1;
+                continue;
+            }
             let batch = Batch {
                 index: &self.order.narrow(0, self.cursor, len),
                 augment_seed: sota.then(|| minima::rng::derive(SEED, self.step)),

@@ -49,7 +49,7 @@ fn max_relative_difference(a: &Model, b: &Model) -> f64 {
 }
 
 /// Trains two copies of `init` for `epochs` epochs on `data`, one through the
-/// libtorch step and one through the dense engine, with the same batches.
+/// libtorch step and one through the dense engine, with the same batches of 7.
 fn both_ways(
     init: &Model,
     data: &Dataset,
@@ -57,13 +57,24 @@ fn both_ways(
     epochs: i64,
     augment: bool,
 ) -> (Model, Model, f64, f64) {
+    both_ways_at(init, data, o, (epochs, augment), (7, 1))
+}
+
+/// `both_ways` with batches of `batch` rows and the engine on `threads` threads.
+fn both_ways_at(
+    init: &Model,
+    data: &Dataset,
+    o: SgdOptions,
+    (epochs, augment): (i64, bool),
+    (batch, threads): (i64, usize),
+) -> (Model, Model, f64, f64) {
     let mut losses = [0.0; 2];
     let models = [init.copy().unwrap(), init.copy().unwrap()];
     for (k, model) in models.iter().enumerate() {
         let mut params = model.parameters();
         let mut sgd = Sgd::new(o, params.len()).unwrap();
         let mut dense = if k == 1 {
-            Dense::for_model(model)
+            Dense::for_model(model).map(|d| d.with_threads(threads))
         } else {
             None
         };
@@ -75,7 +86,7 @@ fn both_ways(
                 minima::rng::seeded(epoch, || Tensor::randperm(n, (Kind::Int64, Device::Cpu)));
             let mut start = 0;
             while start < n {
-                let len = 7.min(n - start);
+                let len = batch.min(n - start);
                 let batch = Batch {
                     index: &order.narrow(0, start, len),
                     augment_seed: augment.then_some(epoch * 1000 + start),
@@ -127,6 +138,54 @@ fn dense_steps_follow_the_libtorch_steps_for_every_sgd_variant() {
         // The run moved: the comparison is not between two unchanged models.
         assert!(max_relative_difference(&dense, &init) > 1e-3);
     }
+}
+
+#[test]
+fn batches_split_across_threads_take_the_libtorch_step_and_repeat() {
+    // Batches of 128 rows are shared by the engine's threads (64 rows each on two,
+    // 42 or 43 on three) and their gradients summed: the same step to rounding.
+    let data = toy(
+        &ToyOptions {
+            n_train: 512,
+            n_test: 40,
+            seed: 5,
+            ..ToyOptions::defaults().unwrap()
+        },
+        Device::Cpu,
+    );
+    let init = mlp(&[100, 100], 2, 2);
+    let o = SgdOptions {
+        lr: 0.05,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 5e-4,
+        nesterov: false,
+    };
+    let mut runs = Vec::new();
+    for threads in [1, 2, 3, 2] {
+        let (torch, dense, torch_loss, dense_loss) =
+            both_ways_at(&init, &data, o, (4, false), (128, threads));
+        let diff = max_relative_difference(&dense, &torch);
+        assert!(
+            diff < 1e-4,
+            "{threads} threads: parameters differ by {diff:e}"
+        );
+        assert!(
+            (torch_loss - dense_loss).abs() < 1e-5 * torch_loss,
+            "{threads} threads: batch loss {dense_loss} vs {torch_loss}"
+        );
+        assert!(
+            max_relative_difference(&dense, &init) > 1e-3,
+            "the run moved"
+        );
+        runs.push(dense);
+    }
+    let same = runs[1]
+        .parameters()
+        .iter()
+        .zip(runs[3].parameters())
+        .all(|(a, b)| a.equal(&b));
+    assert!(same, "two runs on two threads are bit for bit the same");
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! libtorch step is a fraction of a percent of its time; the rest is dispatch,
 //! allocation and the autograd graph. Here a step is three matrix products forward,
 //! five backward and one pass over the parameters, on buffers allocated once.
+//! A batch large enough is split by rows across torch's intra-op thread count, as
+//! libtorch splits its products: at batch 128 the mlp's step is sgemm-bound, so
+//! one thread leaves the second core idle.
 //!
 //! The definitions are the libtorch path's, which are PyTorch's:
 //! - `torch.nn.Linear`: y = x Wᵀ + b, W of shape [out, in];
@@ -17,7 +20,9 @@
 //! All in float32 like libtorch's CPU kernels, with sums of losses in float64 as
 //! the run's totals keep them. Products are matrixmultiply's sgemm (FMA where the
 //! CPU has it, as MKL); summation order differs from MKL's, so results agree with
-//! the libtorch path to rounding, not bit for bit (tests/dense.rs).
+//! the libtorch path to rounding, not bit for bit (tests/dense.rs). The threads'
+//! gradients are summed in a fixed order: a run repeats bit for bit at a given
+//! thread count.
 //!
 //! Used by `train` for `arch: "mlp"` on the CPU with float32 weights and neither
 //! autocast nor a gradient scaler; `MINIMA_ENGINE=libtorch` turns it off.
@@ -96,9 +101,14 @@ impl std::ops::AddAssign for Tally {
 
 /// Cross-entropy of each row of `logits` [b, classes] against `y`: returns the
 /// summed loss and correct count (argmax, first maximum on ties, as torch.argmax);
-/// with `grad`, also writes d(mean loss)/d(logits) into it.
-fn cross_entropy(logits: &[f32], y: &[i64], classes: usize, mut grad: Option<&mut [f32]>) -> Tally {
-    let b = y.len();
+/// with `grad` = (g, batch), also writes into g these rows' d(mean loss)/d(logits)
+/// for the mean over a batch of `batch` rows (these rows or more).
+fn cross_entropy(
+    logits: &[f32],
+    y: &[i64],
+    classes: usize,
+    mut grad: Option<(&mut [f32], usize)>,
+) -> Tally {
     let mut tally = Tally::default();
     for (r, (row, &label)) in logits.chunks_exact(classes).zip(y).enumerate() {
         let (mut best, mut max) = (0, row[0]);
@@ -112,7 +122,8 @@ fn cross_entropy(logits: &[f32], y: &[i64], classes: usize, mut grad: Option<&mu
         let label = label as usize;
         tally.loss += f64::from(log_sum - (row[label] - max));
         tally.correct += i64::from(best == label);
-        if let Some(g) = grad.as_deref_mut() {
+        if let Some((g, b)) = grad.as_mut() {
+            let b = *b;
             let g = &mut g[r * classes..(r + 1) * classes];
             for (j, (gj, &v)) in g.iter_mut().zip(row).enumerate() {
                 let p = (v - max).exp() / sum;
@@ -133,77 +144,41 @@ struct SplitKey {
     inputs: crate::data::Inputs,
 }
 
-/// The engine for one model: layer sizes and buffers reused by every step.
-pub struct Dense {
-    /// inputs, hidden..., classes.
-    sizes: Vec<usize>,
-    /// Each layer's output for the current batch (after ReLU on hidden layers).
+/// Batches of at least this many rows per thread are split across threads: below
+/// it a thread's share costs less than starting it (Figure 1's batches of 10 stay
+/// on one thread).
+const ROWS_PER_THREAD: usize = 32;
+
+/// One thread's share of a batch: its rows' activations and its gradients.
+#[derive(Default)]
+struct Pass {
+    /// Each layer's output for the rows (after ReLU on hidden layers).
     acts: Vec<Vec<f32>>,
     /// Gradients in the order of the parameters: W0, b0, W1, b1, ...
     grads: Vec<Vec<f32>>,
     delta: Vec<f32>,
     delta_prev: Vec<f32>,
-    /// The training and test splits as model inputs, when small enough to keep.
-    cached: [Option<(SplitKey, Split)>; 2],
-    batch_x: Vec<f32>,
-    batch_y: Vec<i64>,
 }
 
-impl Dense {
-    /// The engine for `model` when it applies: an mlp on the CPU whose parameters
-    /// are contiguous float32 [out, in] and [out] pairs, with the engine not
-    /// turned off by `MINIMA_ENGINE=libtorch`.
-    pub fn for_model(model: &Model) -> Option<Dense> {
-        if model.spec.arch != Arch::Mlp || !enabled() {
-            return None;
-        }
-        let params = model.parameters();
-        let mut sizes = vec![model.spec.inputs() as usize];
-        for pair in params.chunks(2) {
-            let [w, b] = pair else { return None };
-            let (ws, bs) = (w.size(), b.size());
-            let fits = ws.len() == 2
-                && bs == [ws[0]]
-                && ws[1] as usize == *sizes.last()?
-                && is_host_float(w)
-                && is_host_float(b);
-            if !fits {
-                return None;
-            }
-            sizes.push(ws[0] as usize);
-        }
-        if sizes.len() < 2 {
-            return None;
-        }
-        let grads = params.iter().map(|p| vec![0.0; p.numel()]).collect();
-        Some(Dense {
+impl Pass {
+    fn new(sizes: &[usize]) -> Pass {
+        let grads = sizes
+            .windows(2)
+            .flat_map(|io| [vec![0.0; io[0] * io[1]], vec![0.0; io[1]]])
+            .collect();
+        Pass {
             acts: vec![Vec::new(); sizes.len() - 1],
-            sizes,
             grads,
-            delta: Vec::new(),
-            delta_prev: Vec::new(),
-            cached: [None, None],
-            batch_x: Vec::new(),
-            batch_y: Vec::new(),
-        })
+            ..Pass::default()
+        }
     }
 
-    fn layers(&self) -> usize {
-        self.sizes.len() - 1
-    }
-
-    fn classes(&self) -> usize {
-        *self.sizes.last().expect("at least two sizes")
-    }
-
-    /// Forward pass of `b` rows of `x` into `self.acts`.
-    fn forward(&mut self, params: &[Tensor], x: &[f32], b: usize) {
-        let layers = self.layers();
+    /// Forward pass of `b` rows of `x` into `self.acts`; `params` as W0, b0, ...
+    fn forward(&mut self, sizes: &[usize], params: &[&[f32]], x: &[f32], b: usize) {
+        let layers = sizes.len() - 1;
         for l in 0..layers {
-            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
-            // Safety: parameters are contiguous CPU floats (checked in for_model)
-            // and only read here.
-            let (w, bias) = unsafe { (floats(&params[2 * l]), floats(&params[2 * l + 1])) };
+            let (n_in, n_out) = (sizes[l], sizes[l + 1]);
+            let (w, bias) = (params[2 * l], params[2 * l + 1]);
             let (before, rest) = self.acts.split_at_mut(l);
             let out = &mut rest[0];
             out.resize(b * n_out, 0.0);
@@ -223,20 +198,35 @@ impl Dense {
         }
     }
 
-    /// One SGD step on `b` rows of inputs `x` with labels `y`.
-    pub fn step(&mut self, params: &[Tensor], sgd: &mut Sgd, x: &[f32], y: &[i64]) -> Tally {
+    /// Loss sum and correct count of the rows `x` with labels `y`, after `forward`.
+    fn score(&mut self, sizes: &[usize], params: &[&[f32]], x: &[f32], y: &[i64]) -> Tally {
+        self.forward(sizes, params, x, y.len());
+        let classes = sizes[sizes.len() - 1];
+        cross_entropy(&self.acts[sizes.len() - 2], y, classes, None)
+    }
+
+    /// Forward and backward pass of the rows `x` with labels `y`: their share of
+    /// the gradient of the mean loss over a batch of `batch` rows, into `self.grads`.
+    fn gradients(
+        &mut self,
+        sizes: &[usize],
+        params: &[&[f32]],
+        (x, y): (&[f32], &[i64]),
+        batch: usize,
+    ) -> Tally {
         let b = y.len();
-        self.forward(params, x, b);
-        let classes = self.classes();
+        let layers = sizes.len() - 1;
+        self.forward(sizes, params, x, b);
+        let classes = sizes[layers];
         self.delta.resize(b * classes, 0.0);
         let tally = cross_entropy(
-            &self.acts[self.layers() - 1],
+            &self.acts[layers - 1],
             y,
             classes,
-            Some(&mut self.delta),
+            Some((&mut self.delta, batch)),
         );
-        for l in (0..self.layers()).rev() {
-            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+        for l in (0..layers).rev() {
+            let (n_in, n_out) = (sizes[l], sizes[l + 1]);
             let input: &[f32] = if l == 0 {
                 x
             } else {
@@ -259,15 +249,13 @@ impl Dense {
                 gb.iter_mut().zip(row).for_each(|(g, d)| *g += d);
             }
             if l > 0 {
-                // Safety: as in forward.
-                let w = unsafe { floats(&params[2 * l]) };
                 self.delta_prev.resize(b * n_in, 0.0);
                 // delta_prev = delta · W.
                 gemm(
                     (b, n_out, n_in),
                     &self.delta,
                     (n_out, 1),
-                    w,
+                    params[2 * l],
                     (n_in, 1),
                     0.0,
                     &mut self.delta_prev,
@@ -280,7 +268,151 @@ impl Dense {
                 std::mem::swap(&mut self.delta, &mut self.delta_prev);
             }
         }
-        sgd.step_host(params, &mut self.grads);
+        tally
+    }
+}
+
+/// How many of `threads` threads share a batch of `rows` rows.
+fn chunks(threads: usize, rows: usize) -> usize {
+    threads.min(rows / ROWS_PER_THREAD).max(1)
+}
+
+/// Runs `work` on consecutive row ranges of a `rows`-row batch, one per pass, the
+/// first on this thread and the others on scoped threads; tallies summed in order.
+fn across<F>(passes: &mut [Pass], rows: usize, work: F) -> Tally
+where
+    F: Fn(&mut Pass, std::ops::Range<usize>) -> Tally + Sync,
+{
+    let chunks = chunks(passes.len(), rows);
+    let range = |k: usize| k * rows / chunks..(k + 1) * rows / chunks;
+    let (first, others) = passes[..chunks].split_at_mut(1);
+    if others.is_empty() {
+        return work(&mut first[0], range(0));
+    }
+    std::thread::scope(|s| {
+        let work = &work;
+        let handles: Vec<_> = others
+            .iter_mut()
+            .enumerate()
+            .map(|(k, pass)| s.spawn(move || work(pass, range(k + 1))))
+            .collect();
+        let mut tally = work(&mut first[0], range(0));
+        for h in handles {
+            tally += h.join().expect("a dense-engine thread does not panic");
+        }
+        tally
+    })
+}
+
+/// libtorch held at one intra-op thread while the engine's own threads train:
+/// its OpenMP workers keep spinning for a while after each parallel op (a batch
+/// gather, the augmentation), taking the core the engine's second thread needs
+/// (docs/PERFORMANCE.md). Dropping it restores the count. torch's count is per
+/// OS thread (OpenMP's), so this holds on the thread that made the engine.
+struct OneTorchThread(i32);
+
+impl OneTorchThread {
+    fn hold() -> OneTorchThread {
+        let before = tch::get_num_threads();
+        tch::set_num_threads(1);
+        OneTorchThread(before)
+    }
+}
+
+impl Drop for OneTorchThread {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.0);
+    }
+}
+
+/// The engine for one model: layer sizes and buffers reused by every step.
+pub struct Dense {
+    /// inputs, hidden..., classes.
+    sizes: Vec<usize>,
+    /// One per thread the engine uses (torch's intra-op thread count): a batch of
+    /// `ROWS_PER_THREAD` rows or more per thread is split between them and their
+    /// gradients summed, in a fixed order, into the first's.
+    passes: Vec<Pass>,
+    /// Set while the engine uses more than one thread.
+    torch: Option<OneTorchThread>,
+    /// The training and test splits as model inputs, when small enough to keep.
+    cached: [Option<(SplitKey, Split)>; 2],
+    batch_x: Vec<f32>,
+    batch_y: Vec<i64>,
+}
+
+impl Dense {
+    /// The engine for `model` when it applies: an mlp on the CPU whose parameters
+    /// are contiguous float32 [out, in] and [out] pairs, with the engine not
+    /// turned off by `MINIMA_ENGINE=libtorch`. It uses as many threads as torch.
+    pub fn for_model(model: &Model) -> Option<Dense> {
+        if model.spec.arch != Arch::Mlp || !enabled() {
+            return None;
+        }
+        let params = model.parameters();
+        let mut sizes = vec![model.spec.inputs() as usize];
+        for pair in params.chunks(2) {
+            let [w, b] = pair else { return None };
+            let (ws, bs) = (w.size(), b.size());
+            let fits = ws.len() == 2
+                && bs == [ws[0]]
+                && ws[1] as usize == *sizes.last()?
+                && is_host_float(w)
+                && is_host_float(b);
+            if !fits {
+                return None;
+            }
+            sizes.push(ws[0] as usize);
+        }
+        if sizes.len() < 2 {
+            return None;
+        }
+        let threads = tch::get_num_threads().max(1) as usize;
+        let dense = Dense {
+            passes: Vec::new(),
+            torch: None,
+            sizes,
+            cached: [None, None],
+            batch_x: Vec::new(),
+            batch_y: Vec::new(),
+        };
+        Some(dense.with_threads(threads))
+    }
+
+    /// The engine on `threads` threads instead of torch's intra-op count; with
+    /// more than one, libtorch runs on one thread until the engine is dropped.
+    pub fn with_threads(mut self, threads: usize) -> Dense {
+        let threads = threads.max(1);
+        self.passes = (0..threads).map(|_| Pass::new(&self.sizes)).collect();
+        if threads == 1 {
+            self.torch = None;
+        } else if self.torch.is_none() {
+            self.torch = Some(OneTorchThread::hold());
+        }
+        self
+    }
+
+    /// One SGD step on `b` rows of inputs `x` with labels `y`.
+    pub fn step(&mut self, params: &[Tensor], sgd: &mut Sgd, x: &[f32], y: &[i64]) -> Tally {
+        let (b, width, sizes) = (y.len(), self.sizes[0], &self.sizes[..]);
+        let tally = {
+            // Safety: parameters are contiguous CPU floats (checked in for_model),
+            // only read until these slices are dropped, before the update.
+            let weights: Vec<&[f32]> = params.iter().map(|p| unsafe { floats(p) }).collect();
+            let weights = &weights[..];
+            across(&mut self.passes, b, |pass, rows| {
+                let rows_x = &x[rows.start * width..rows.end * width];
+                pass.gradients(sizes, weights, (rows_x, &y[rows]), b)
+            })
+        };
+        let used = chunks(self.passes.len(), b);
+        let (first, others) = self.passes.split_at_mut(1);
+        for other in &others[..used - 1] {
+            for (g, o) in first[0].grads.iter_mut().zip(&other.grads) {
+                g.iter_mut().zip(o).for_each(|(g, o)| *g += o);
+            }
+        }
+        sgd.step_host(params, &mut first[0].grads);
         tally
     }
 
@@ -388,9 +520,11 @@ impl Dense {
         if n == 0 || data.device() != Device::Cpu {
             return evaluate(model, data, part);
         }
-        let params = &model.parameters();
+        let params = model.parameters();
+        // Safety: the model's parameters are contiguous CPU floats (checked in
+        // for_model) and nothing writes to them while the model is scored.
+        let weights: Vec<&[f32]> = params.iter().map(|p| unsafe { floats(p) }).collect();
         let mut tally = Tally::default();
-        let classes = self.classes();
         let mut score = |dense: &mut Dense, batch: &Split| {
             let x = batch.x.contiguous();
             if !is_host_float(&x) || batch.y.kind() != Kind::Int64 {
@@ -398,12 +532,16 @@ impl Dense {
             }
             // Safety: checked just above; batches are not written meanwhile.
             let (xs, ys) = unsafe { (floats(&x), longs(&batch.y)) };
+            let Dense { sizes, passes, .. } = dense;
+            let (sizes, width, weights) = (&sizes[..], sizes[0], &weights[..]);
             for (xb, yb) in xs
-                .chunks(EVAL_BATCH as usize * dense.sizes[0])
+                .chunks(EVAL_BATCH as usize * width)
                 .zip(ys.chunks(EVAL_BATCH as usize))
             {
-                dense.forward(params, xb, yb.len());
-                tally += cross_entropy(&dense.acts[dense.layers() - 1], yb, classes, None);
+                tally += across(passes, yb.len(), |pass, rows| {
+                    let rows_x = &xb[rows.start * width..rows.end * width];
+                    pass.score(sizes, weights, rows_x, &yb[rows])
+                });
             }
             true
         };
@@ -425,5 +563,36 @@ impl Dense {
             loss: tally.loss / n,
             acc: tally.correct as f64 / n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_shared_only_when_each_thread_gets_enough_rows() {
+        assert_eq!(chunks(2, 128), 2);
+        assert_eq!(chunks(2, 63), 1);
+        assert_eq!(chunks(2, 10), 1, "Figure 1's batches stay on one thread");
+        assert_eq!(chunks(4, 100), 3);
+        assert_eq!(chunks(1, 1000), 1);
+    }
+
+    #[test]
+    fn the_threads_cover_every_row_once() {
+        let mut passes: Vec<Pass> = (0..3).map(|_| Pass::new(&[2, 2])).collect();
+        let seen = std::sync::Mutex::new(vec![0; 128]);
+        let tally = across(&mut passes, 128, |_, rows| {
+            let mut seen = seen.lock().unwrap();
+            rows.clone().for_each(|r| seen[r] += 1);
+            Tally {
+                loss: rows.len() as f64,
+                correct: 1,
+            }
+        });
+        assert_eq!(tally.loss, 128.0);
+        assert_eq!(tally.correct, 3, "three chunks");
+        assert!(seen.into_inner().unwrap().iter().all(|&n| n == 1));
     }
 }
