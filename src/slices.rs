@@ -1,5 +1,5 @@
 //! CPU tensors read and written in place as Rust slices, for the loops that
-//! beat libtorch's per-call dispatch on small arrays (train/dense.rs, the SGD
+//! beat libtorch's per-call dispatch on small arrays (train/dense/, the SGD
 //! update of small weights, metrics/distance.rs).
 
 use tch::{Device, Kind, Tensor};

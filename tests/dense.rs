@@ -1,4 +1,4 @@
-//! The dense engine (src/train/dense.rs) against the libtorch path it replaces
+//! The dense engine (src/train/dense/) against the libtorch path it replaces
 //! for mlps on the CPU: the same steps, evaluations and runs, to rounding.
 
 use crate::common;

@@ -117,7 +117,7 @@ struct Fit<'a> {
     saver: Saver,
     autocast: bool,
     params: Vec<Tensor>,
-    /// The host engine of an mlp on the CPU (train/dense.rs), else `None`.
+    /// The host engine of an mlp on the CPU (train/dense/), else `None`.
     dense: Option<Dense>,
     start_weights: Vec<Tensor>,
     tracker: Tracker,

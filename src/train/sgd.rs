@@ -131,7 +131,7 @@ impl Sgd {
     }
 
     /// The same update for contiguous CPU float32 parameters whose gradients the
-    /// dense engine (train/dense.rs) holds on the host, element by element in the
+    /// dense engine (train/dense/) holds on the host, element by element in the
     /// order of the tensor operations above; `grads` is used as scratch. Momentum
     /// buffers stay tensors, so checkpoints are the same either way.
     pub fn step_host(&mut self, params: &[Tensor], grads: &mut [Vec<f32>]) {

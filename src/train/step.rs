@@ -82,7 +82,7 @@ pub struct Batch<'a> {
 /// One SGD step, exactly as `train` takes it: the batch (augmented, normalised),
 /// forward in train mode, mean cross-entropy, backward, update; loss and
 /// correct count added to `totals` on the device, with no host synchronisation.
-/// With `dense` (an mlp on the CPU, train/dense.rs) the same step in plain Rust.
+/// With `dense` (an mlp on the CPU, train/dense/) the same step in plain Rust.
 /// Public so the benchmark against PyTorch (benches/compare.rs) times this path.
 pub fn train_step(
     model: &Model,
