@@ -20,7 +20,7 @@ LAYERS = [
     ["results"],
     ["kit"],
     ["data", "data/fetch", "models"],
-    ["metrics", "train"],
+    ["metrics", "train", "train/dense"],
     ["frame", "plot", "sweep"],
     ["report"],
     ["host", "host/repl"],
