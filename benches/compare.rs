@@ -54,6 +54,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if opts.cuda {
+        if let Err(e) = minima::host::cuda::load() {
+            eprintln!("compare: --device cuda: {e}");
+            std::process::exit(2);
+        }
+    }
     let Some(python) = identical::installed_reference() else {
         eprintln!(
             "compare: the reference PyTorch is not installed: run compare/install.sh \
@@ -316,6 +322,7 @@ impl State {
         tch::set_num_threads(cmd["threads"].as_i64().unwrap_or(2) as i32);
         let spec: ModelSpec = serde_json::from_value(cmd["spec"].clone()).expect("a model spec");
         let device = if cmd["device"] == "cuda" {
+            minima::host::cuda::load().unwrap_or_else(|e| panic!("--device cuda: {e}"));
             Device::Cuda(0)
         } else {
             Device::Cpu
@@ -533,7 +540,8 @@ fn drive(o: &Opts, python: &Path) {
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .unwrap_or_default();
     println!(
-        "minima vs PyTorch {torch_version}: Fashion-MNIST 1x32x32 in memory, batch {BATCH}, {threads} threads, CPU, {} rounds{}\n",
+        "minima vs PyTorch {torch_version}: Fashion-MNIST 1x32x32 in memory, batch {BATCH}, {threads} threads, {}, {} rounds{}\n",
+        if o.cuda { "CUDA (cuda:0)" } else { "CPU" },
         o.rounds,
         if o.quick { " (--quick)" } else { "" }
     );
@@ -672,7 +680,19 @@ fn measure(o: &Opts, python: &Path, arch: Arch, width: f64, variant: Variant) ->
         }
         w.rate(json!({ "cmd": "eval", "images": BATCH }));
     }
-    let steps = ((o.seconds / step_s).ceil() as i64).clamp(1, 50);
+    // On CUDA the first step carries cuDNN's algorithm search (about a second):
+    // the rounds are sized from a second, warm call, and run up to 1,000 steps.
+    if o.cuda {
+        step_s = 0.0;
+        for w in [&mut ours, &mut theirs] {
+            for sota in [false, true] {
+                let rate = w.rate(json!({ "cmd": "train", "steps": 5, "sota": sota }));
+                step_s = step_s.max(BATCH as f64 / rate);
+            }
+        }
+    }
+    let cap = if o.cuda { 1000 } else { 50 };
+    let steps = ((o.seconds / step_s).ceil() as i64).clamp(1, cap);
     let images = (steps * BATCH).min(10_000);
     let mut row = Row {
         label: arch_label(arch, width),

@@ -1,8 +1,8 @@
 //! The `minima` command line: run, check and explore experiment scripts.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Parser, Subcommand};
-use minima::host::{api, repl, Host, Outcome, Session, SessionOptions};
+use minima::host::{api, cuda, repl, Host, Outcome, Session, SessionOptions};
 use minima::kit::interrupt;
 use minima::kit::params::Params;
 use minima::results::shard::Shard;
@@ -113,7 +113,11 @@ enum DataCommand {
 }
 
 fn parse_device(text: &str) -> Result<Device> {
+    let loaded = if text == "cpu" { Ok(()) } else { cuda::load() };
     let cuda = |i: usize| {
+        if let Err(why) = &loaded {
+            bail!("--device {text}: CUDA is unavailable: {why} (use cpu or auto)");
+        }
         if !tch::Cuda::is_available() {
             bail!("--device {text}: no CUDA device is available (use cpu or auto)");
         }
@@ -266,7 +270,10 @@ fn run_jobs(script: PathBuf, args: RunArgs, shard: Option<Shard>) -> Result<Outc
     // A malformed or repeated --set fails here once, not in every child.
     Params::parse(&args.set)?;
     let gpus = (args.device == "cuda:all")
-        .then(jobs::Devices::all_gpus)
+        .then(|| {
+            cuda::load().map_err(|why| anyhow!("--device cuda:all: CUDA is unavailable: {why}"))?;
+            jobs::Devices::all_gpus()
+        })
         .transpose()?;
     let count = match (args.jobs, &gpus) {
         (Some(k), _) => k,

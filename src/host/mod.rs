@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod api;
+pub mod cuda;
 pub mod diagnostics;
 pub mod docs;
 pub mod engine;
