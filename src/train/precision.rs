@@ -13,6 +13,8 @@ extern "C" {
     fn minima_autocast_set_dtype(device: c_int, dtype: c_int) -> c_int;
     fn minima_autocast_get_dtype(device: c_int) -> c_int;
     fn minima_autocast_set_enabled(device: c_int, enabled: c_int) -> c_int;
+    fn minima_autocast_enter(device: c_int) -> c_int;
+    fn minima_autocast_exit(device: c_int, was: c_int);
 }
 
 /// c10::DeviceType codes (checked by static_assert in the shim).
@@ -64,6 +66,23 @@ pub fn set_autocast_enabled(device: AutocastDevice, enabled: bool) -> Result<boo
         1 => Ok(true),
         _ => bail!("autocast: libtorch refused to switch autocast on {device:?}"),
     }
+}
+
+/// Runs `f` under CUDA autocast (at this thread's dtype) when `enabled`, entering
+/// and leaving it as `torch.autocast` does: nesting counted, the cast cache
+/// cleared when the outermost region ends. (`tch::autocast` goes through
+/// libtorch's deprecated switch, which warns on every step, even when off.)
+pub fn with_autocast<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
+    if !enabled {
+        return f();
+    }
+    let device = AutocastDevice::Cuda as c_int;
+    // SAFETY: the shim switches thread-locals of libtorch and catches exceptions;
+    // exit restores what enter found.
+    let was = unsafe { minima_autocast_enter(device) };
+    let out = f();
+    unsafe { minima_autocast_exit(device, was) };
+    out
 }
 
 /// torch.amp.GradScaler's dynamic loss scaling with its defaults: the loss is
@@ -148,6 +167,20 @@ mod tests {
         assert_eq!(autocast_dtype(AutocastDevice::Cuda).unwrap(), Kind::Half);
         assert_eq!(autocast_dtype(AutocastDevice::Cpu).unwrap(), Kind::BFloat16);
         assert!(set_autocast_dtype(AutocastDevice::Cuda, Kind::Int64).is_err());
+    }
+
+    /// Inside, CUDA autocast is on (switching it on again reports it was);
+    /// after, it is off again, and nested regions restore the outer state.
+    #[test]
+    fn with_autocast_enters_and_leaves_cuda_autocast() {
+        let on = || set_autocast_enabled(AutocastDevice::Cuda, true).unwrap();
+        assert!(with_autocast(true, on));
+        assert!(!set_autocast_enabled(AutocastDevice::Cuda, false).unwrap());
+        assert!(!with_autocast(false, on));
+        assert!(set_autocast_enabled(AutocastDevice::Cuda, false).unwrap());
+        let nested = with_autocast(true, || (with_autocast(true, on), on()));
+        assert_eq!(nested, (true, true));
+        assert!(!set_autocast_enabled(AutocastDevice::Cuda, false).unwrap());
     }
 
     #[test]

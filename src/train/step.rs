@@ -2,6 +2,7 @@
 //! through the same engine.
 
 use super::dense::{Dense, Tally};
+use super::precision::with_autocast;
 use super::sgd::Sgd;
 use crate::data::{Dataset, Part};
 use crate::metrics::evaluate::{cross_entropy, evaluate, Score};
@@ -99,7 +100,7 @@ pub fn train_step(
         return;
     }
     Sgd::zero_grad(params);
-    let (logits, loss) = tch::autocast(batch.autocast, || {
+    let (logits, loss) = with_autocast(batch.autocast, || {
         let logits = model.forward_t(&b.x, true);
         let loss = cross_entropy(&logits, &b.y, Reduction::Mean);
         (logits, loss)
