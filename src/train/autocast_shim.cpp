@@ -2,7 +2,8 @@
 // at::autocast::set_enabled, which turns on CUDA autocast at its default dtype
 // (float16) and, deprecated since PyTorch 2.4, prints a warning on every call.
 // minima's bf16 precision needs the dtype set, CPU autocast needs its own switch,
-// and a training step enters and leaves autocast as torch.autocast does. Compiled by build.rs against the libtorch torch-sys links.
+// and a training step enters and leaves autocast as torch.autocast does.
+// Compiled by build.rs against the libtorch torch-sys links.
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 

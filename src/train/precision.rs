@@ -2,8 +2,8 @@
 //! from src/train/autocast_shim.cpp by build.rs) and fp16's gradient scaler.
 //!
 //! `precision: "bf16"` runs CUDA autocast with dtype bfloat16, `"fp16"` with
-//! float16 and a [`GradScaler`]; tch's `autocast` turns on CUDA autocast at
-//! whatever dtype is set, float16 unless told otherwise.
+//! float16 and a [`GradScaler`]; a training step's [`with_autocast`] turns on
+//! CUDA autocast at whatever dtype is set, float16 unless told otherwise.
 
 use anyhow::{bail, Result};
 use std::os::raw::c_int;
