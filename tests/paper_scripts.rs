@@ -29,8 +29,11 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
     // Only the shard that completes the last seed summarises: one table per seed
     // and one verdict, over both seeds.
     assert_eq!(stdout.matches("claims hold").count(), 1, "{stdout}");
+    // The other one either finished first or alongside the one that completed
+    // the grid (the two seeds take about as long).
     assert!(
-        stdout.contains("1 of 2 configurations complete: the shard that completes the last one prints the results"),
+        stdout.contains("1 of 2 configurations complete: the shard that completes the last one prints the results")
+            || stdout.contains("2 of 2 configurations complete: another shard completed the last one and prints the results"),
         "{stdout}"
     );
     assert_eq!(

@@ -24,7 +24,7 @@ let done = sweep(grid(#{ seed: 0..3, init: ["plain", "wide"] }), |cfg| {
     record(r, #{ body_index: cfg.index, body_id: cfg.id });
     record_metrics(#{ metric: "acc", value: evaluate(r.model, d).test_acc });
 });
-print(`ran ${done.ran} skipped ${done.skipped} of ${done.in_shard}/${done.total}, ${done.complete} complete`);
+print(`ran ${done.ran} skipped ${done.skipped} of ${done.in_shard}/${done.total}, ${done.complete} complete, summarise ${done.summarise}`);
 "#;
 
 fn part_ids(out: &Path) -> Vec<String> {
@@ -186,7 +186,7 @@ fn shards_split_the_configurations_and_slurm_variables_pick_one() {
         ],
     );
     assert!(
-        printed.contains("ran 2 skipped 0 of 2/6, 2 complete"),
+        printed.contains("ran 2 skipped 0 of 2/6, 2 complete, summarise false"),
         "{printed}"
     );
     let summary = read_results(&out, "summary").unwrap();
@@ -202,13 +202,24 @@ fn shards_split_the_configurations_and_slurm_variables_pick_one() {
     );
     // `complete` counts every shard's configurations, not only this one's.
     assert!(
-        printed.contains("ran 2 skipped 0 of 2/6, 4 complete"),
+        printed.contains("ran 2 skipped 0 of 2/6, 4 complete, summarise false"),
         "{printed}"
     );
-    // Unsharded, the rest: two ran, four were there.
+    // Unsharded, the rest: two ran, four were there; this run completed the grid.
     let printed = run(&[], &[]);
     assert!(
-        printed.contains("ran 2 skipped 4 of 6/6, 6 complete"),
+        printed.contains("ran 2 skipped 4 of 6/6, 6 complete, summarise true"),
+        "{printed}"
+    );
+    // A re-run of a complete grid: shard 0 summarises, the others do not.
+    let printed = run(&["--shard", "0/3"], &[]);
+    assert!(
+        printed.contains("ran 0 skipped 2 of 2/6, 6 complete, summarise true"),
+        "{printed}"
+    );
+    let printed = run(&["--shard", "1/3"], &[]);
+    assert!(
+        printed.contains("ran 0 skipped 2 of 2/6, 6 complete, summarise false"),
         "{printed}"
     );
     assert_complete(&out);
@@ -286,6 +297,8 @@ fn jobs_run_shard_processes_and_name_the_one_that_failed() {
         stdout.contains("[shard 1/2] ran 3 skipped 0 of 3/6"),
         "{stdout}"
     );
+    // Both shards finish at about the same moment; one of them summarises.
+    assert_eq!(stdout.matches("summarise true").count(), 1, "{stdout}");
     let cores = std::thread::available_parallelism().unwrap().get();
     for shard in ["0-of-2", "1-of-2"] {
         let config: serde_json::Value = serde_json::from_str(

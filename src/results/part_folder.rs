@@ -18,6 +18,7 @@ pub const PARTS: &str = "parts";
 pub const RUNNING: &str = ".running";
 pub const CHECKPOINTS: &str = "checkpoints";
 pub const CONFIGURATION: &str = "configuration.json";
+const LOCK: &str = ".parts.lock";
 
 /// The configuration a sweep body is running: where its records go.
 pub struct PartFolder {
@@ -37,6 +38,22 @@ pub fn checkpoints_path(out: &Path, id: &str) -> PathBuf {
 
 pub fn is_complete(out: &Path, id: &str) -> bool {
     part_path(out, id).is_dir()
+}
+
+/// An exclusive lock on the run folder's parts, held until dropped: processes
+/// sharing a folder publish a part and count the complete ones under it, so
+/// exactly one of them sees the grid become complete.
+pub fn lock(out: &Path) -> Result<std::fs::File> {
+    let path = out.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }
 
 /// Whether an earlier attempt at this configuration left checkpoints.

@@ -99,6 +99,17 @@ fn sweep(
         .iter()
         .filter(|c| shard.is_none_or(|s| s.owns(c.index)))
         .collect();
+    let count_complete = || {
+        configs
+            .iter()
+            .filter(|c| part_folder::is_complete(&out, &c.id))
+            .count()
+    };
+    // Exactly one process summarises the grid: the one whose commit completed it
+    // (seen under the parts lock), or, when the grid was complete before any ran,
+    // shard 0. Counting after the sweep instead lets two shards finishing at the
+    // same moment both see it complete and both print a verdict.
+    let mut summarise = shard.is_none_or(|s| s.index == 0) && count_complete() == configs.len();
     let (mut ran, mut skipped) = (0i64, 0i64);
     let say = |line: String| {
         if !session.quiet() {
@@ -147,7 +158,10 @@ fn sweep(
             "finished_at": chrono::Utc::now().to_rfc3339(),
             "elapsed_s": started.1.elapsed().as_secs_f64(),
         });
+        let lock = part_folder::lock(&out).or_script()?;
         part_folder::commit(&out, (config.index, &config.id), done, record).or_script()?;
+        summarise |= count_complete() == configs.len();
+        drop(lock);
         ran += 1;
     }
     if skipped > 0 {
@@ -155,18 +169,14 @@ fn sweep(
             "{skipped} configuration(s) of this shard were already complete"
         ));
     }
-    // Other shards may still be running: a script summarises only once every
-    // configuration of the grid is complete, so no shard prints a partial verdict.
-    let complete = configs
-        .iter()
-        .filter(|c| part_folder::is_complete(&out, &c.id))
-        .count();
+    let complete = count_complete();
     let mut summary = Map::new();
     summary.insert("total".into(), Dynamic::from_int(configs.len() as i64));
     summary.insert("complete".into(), Dynamic::from_int(complete as i64));
     summary.insert("in_shard".into(), Dynamic::from_int(mine.len() as i64));
     summary.insert("ran".into(), Dynamic::from_int(ran));
     summary.insert("skipped".into(), Dynamic::from_int(skipped));
+    summary.insert("summarise".into(), Dynamic::from_bool(summarise));
     Ok(summary)
 }
 
