@@ -2,8 +2,9 @@
 //    runs without LD_LIBRARY_PATH. torch-sys (a direct dependency for this reason)
 //    exports the folder it linked against as DEP_TCH_LIBTORCH_LIB.
 // 2. Records the source commit, written into every run's config.json.
-// 3. Compiles src/train/autocast_shim.cpp (the autocast dtype and CPU switches
-//    tch does not bind) against the headers of the libtorch torch-sys links.
+// 3. Compiles the libtorch calls tch does not bind — src/train/autocast_shim.cpp
+//    (the autocast dtype and CPU switches) and src/train/sgd_shim.cpp (the
+//    multi-tensor SGD update) — against the headers of the libtorch torch-sys links.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -16,13 +17,16 @@ fn main() {
     let include = std::env::var("LIBTORCH_INCLUDE")
         .map(|i| PathBuf::from(i).join("include"))
         .unwrap_or_else(|_| PathBuf::from(&lib).join("../include"));
-    println!("cargo:rerun-if-changed=src/train/autocast_shim.cpp");
+    let shims = ["src/train/autocast_shim.cpp", "src/train/sgd_shim.cpp"];
+    for shim in shims {
+        println!("cargo:rerun-if-changed={shim}");
+    }
     cc::Build::new()
         .cpp(true)
         .std("c++17")
         .include(&include)
-        .file("src/train/autocast_shim.cpp")
-        .compile("minima_autocast_shim");
+        .files(shims)
+        .compile("minima_shims");
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)

@@ -9,6 +9,7 @@
 #     precision, fp32, bf16 and fp16 (compare/gpu_epoch.rhai, `--device cuda`);
 #  3. headline: scripts/paper/headline.rhai at paper scale, shortened (5,000
 #     images, R = 2, 10 epochs, 2 seeds), `--jobs 2 --device cuda:all`.
+# MINIMA_GPU_STEPS picks some of them (e.g. "bench"; default all four).
 # The CIFAR-10-format images are random bytes written here (the steps measure
 # speed, not accuracy). Binaries: with .gpu/ present (compare/gpu-pack.sh, for an
 # offline machine that has PyTorch but no Rust) the packed ones on this machine's
@@ -64,6 +65,10 @@ PY
 step() {
   local name=$1 limit=$2
   shift 2
+  case " ${MINIMA_GPU_STEPS:-auto bench epoch headline} " in
+    *" $name "*) ;;
+    *) echo "== $name: skipped (MINIMA_GPU_STEPS)"; return ;;
+  esac
   echo "== $name (limit ${limit}s): $*"
   local t0=$SECONDS
   timeout "$limit" "$@"

@@ -11,14 +11,43 @@
 //! p ← p − lr · g
 //! ```
 //!
-//! The momentum buffers are plain tensors so they can be checkpointed. With a
+//! Steps after the first go through `_multi_tensor_sgd`'s `_foreach_*` operators
+//! (src/train/sgd_shim.cpp): a few dispatches per step instead of several per
+//! parameter, the same arithmetic (`add_(other, alpha)`) as the single-tensor
+//! path on every device. Gradients are cleared to none, as `zero_grad` does by
+//! default. The momentum buffers are plain tensors so they can be checkpointed. With a
 //! gradient scaler (`precision: "fp16"`) the loss is scaled before backward and
 //! each step first unscales the gradients, skipped when one is not finite, as
 //! `torch.amp.GradScaler.step` does.
 
 use super::precision::GradScaler;
 use anyhow::{bail, Result};
+use std::os::raw::{c_char, c_int};
 use tch::Tensor;
+use torch_sys::C_tensor;
+
+extern "C" {
+    fn minima_grads_to_none(params: *const *mut C_tensor, n: c_int);
+    #[allow(clippy::too_many_arguments)]
+    fn minima_sgd_foreach(
+        params: *const *mut C_tensor,
+        buffers: *const *mut C_tensor,
+        n: c_int,
+        lr: f64,
+        momentum: f64,
+        dampening: f64,
+        weight_decay: f64,
+        nesterov: c_int,
+        err: *mut c_char,
+        err_len: c_int,
+    ) -> c_int;
+}
+
+/// The libtorch handles the shim takes (`at::Tensor*`); it reads through them
+/// only while the tensors are borrowed.
+fn handles<'a>(tensors: impl Iterator<Item = &'a Tensor>) -> Vec<*mut C_tensor> {
+    tensors.map(|t| t.as_ptr() as *mut C_tensor).collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SgdOptions {
@@ -75,10 +104,11 @@ impl Sgd {
         Ok(())
     }
 
+    /// `zero_grad(set_to_none=True)`, torch.optim's default.
     pub fn zero_grad(params: &mut [Tensor]) {
-        for p in params.iter_mut() {
-            p.zero_grad();
-        }
+        let ptrs = handles(params.iter());
+        // Safety: the handles are live tensors of `params`, borrowed for the call.
+        unsafe { minima_grads_to_none(ptrs.as_ptr(), ptrs.len() as c_int) }
     }
 
     /// One update of every parameter that has a gradient (none when a scaler
@@ -98,6 +128,12 @@ impl Sgd {
             weight_decay,
             nesterov,
         } = self.options;
+        if momentum == 0.0 || self.buffers.iter().all(Option::is_some) {
+            self.step_foreach(params);
+            return;
+        }
+        // The first step with momentum creates the buffers from the gradients, per
+        // tensor as torch.optim.SGD does.
         tch::no_grad(|| {
             for (p, buffer) in params.iter().zip(self.buffers.iter_mut()) {
                 let grad = p.grad();
@@ -128,6 +164,37 @@ impl Sgd {
                 let _ = p.g_sub_(&(d_p * lr));
             }
         });
+    }
+
+    /// Every parameter in one `_multi_tensor_sgd` update (momentum buffers all
+    /// present, or no momentum).
+    fn step_foreach(&mut self, params: &[Tensor]) {
+        let o = self.options;
+        let ps = handles(params.iter());
+        let bs = handles(self.buffers.iter().flatten());
+        let mut err = [0 as c_char; 512];
+        // Safety: `ps` (and `bs`, as long when momentum is on, checked by the
+        // caller) are live tensors borrowed for the call; `err` is NUL-terminated
+        // by the shim within its length.
+        let code = tch::no_grad(|| unsafe {
+            minima_sgd_foreach(
+                ps.as_ptr(),
+                bs.as_ptr(),
+                ps.len() as c_int,
+                o.lr,
+                o.momentum,
+                o.dampening,
+                o.weight_decay,
+                o.nesterov as c_int,
+                err.as_mut_ptr(),
+                err.len() as c_int,
+            )
+        });
+        if code != 0 {
+            // As tch's own operators do when libtorch refuses one mid-step.
+            let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
+            panic!("SGD step: {}", message.to_string_lossy());
+        }
     }
 
     /// The same update for contiguous CPU float32 parameters whose gradients the
