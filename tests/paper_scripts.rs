@@ -236,11 +236,11 @@ fn headline_prints_both_gaps_from_two_seeds() {
     assert_core_runs(&summary, 2);
     let seeds = ints(&summary, "seed");
     assert_eq!(seeds, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
-    // The headline's CPU scale is `paper::core_cpu()` with 2,000 images and 30
+    // The headline's CPU scale is `paper::core_cpu()` with 2,000 images and 50
     // epochs: what no --set above overrides comes from it (the test split
-    // evaluated after epoch 30 only).
-    assert_eq!(ints(&summary, "param_eval_every"), [30; 10]);
-    assert_eq!(ints(&summary, "eval_every")[1..5], [30; 4]);
+    // evaluated after epoch 50 only).
+    assert_eq!(ints(&summary, "param_eval_every"), [50; 10]);
+    assert_eq!(ints(&summary, "eval_every")[1..5], [50; 4]);
     // The printed gaps are the mean test accuracies' differences, in points.
     let mean = |heuristic: &str, init: &str| {
         let (h, i) = (strings(&summary, "heuristic"), strings(&summary, "init"));
