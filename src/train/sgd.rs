@@ -336,6 +336,52 @@ mod tests {
         };
         assert!(Sgd::new(o, 1).is_err());
     }
+
+    #[test]
+    fn gradients_clear_to_none_and_a_parameter_without_one_keeps_its_values() {
+        let o = SgdOptions {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 0.5,
+            nesterov: false,
+        };
+        let mut sgd = Sgd::new(o, 2).unwrap();
+        let mut params = [param(&[1.0, 2.0]), param(&[3.0])];
+        let mut want = [1.0f64, 2.0];
+        let mut buf = [0.0f64; 2];
+        for t in 0..3 {
+            Sgd::zero_grad(&mut params);
+            assert!(
+                !params[0].grad().defined(),
+                "set to none, as torch's default"
+            );
+            // Only the first parameter is in the loss; the second gets a gradient on
+            // the first step alone (a frozen branch after it), so later steps take
+            // the multi-tensor path with one parameter skipped.
+            let mut loss = (&params[0] * &params[0]).sum(Kind::Double) * 0.5;
+            if t == 0 {
+                loss = loss + params[1].sum(Kind::Double);
+            }
+            loss.backward();
+            sgd.step(&params);
+            for i in 0..2 {
+                let g = want[i] + o.weight_decay * want[i];
+                buf[i] = if t == 0 { g } else { o.momentum * buf[i] + g };
+                want[i] -= o.lr * buf[i];
+            }
+            let got: Vec<f64> = Vec::try_from(params[0].detach()).unwrap();
+            for i in 0..2 {
+                assert!(
+                    (got[i] - want[i]).abs() < 1e-12,
+                    "step {t}: {got:?} vs {want:?}"
+                );
+            }
+            // Its one step: g = 1 + 0.5 · 3 = 2.5, so 3 − 0.1 · 2.5.
+            assert!((params[1].double_value(&[0]) - 2.75).abs() < 1e-12);
+        }
+    }
+
     #[test]
     fn a_scaled_step_equals_the_plain_one_and_an_overflow_skips_it() {
         let o = SgdOptions {
