@@ -393,13 +393,12 @@ impl State {
                 self.cursor = 0;
             }
             let len = BATCH.min(n - self.cursor);
-            // As `train` steps: an un-augmented mlp batch is gathered on the host.
-            let host = match (self.dense.as_mut(), sota) {
-                (Some(d), false) => {
-                    d.step_rows(&self.params, sgd, &self.data, &self.order, self.cursor, len)
-                }
-                _ => None,
-            };
+            // As `train` steps: an mlp batch is gathered (and augmented) on the host.
+            let augment_seed = sota.then(|| minima::rng::derive(SEED, self.step));
+            let host = self.dense.as_mut().and_then(|d| {
+                let at = (self.cursor, len);
+                d.step_rows(&self.params, sgd, &self.data, &self.order, at, augment_seed)
+            });
             if let Some(tally) = host {
                 totals.add_host(tally);
                 self.cursor += len;
@@ -408,7 +407,7 @@ impl State {
             }
             let batch = Batch {
                 index: &self.order.narrow(0, self.cursor, len),
-                augment_seed: sota.then(|| minima::rng::derive(SEED, self.step)),
+                augment_seed,
                 autocast: self.autocast,
             };
             train_step(

@@ -313,7 +313,7 @@ fn host_gathered_batches_are_the_batches_train_batch_makes() {
     for start in (0..n).step_by(10) {
         let len = 10.min(n - start);
         let gathered = da
-            .step_rows(&pa, &mut sa, &data, &order, start, len)
+            .step_rows(&pa, &mut sa, &data, &order, (start, len), None)
             .expect("a small float split is kept");
         let batch = data.train_batch(&order.narrow(0, start, len), None);
         let stepped = db.step_on(&pb, &mut sb, &batch).unwrap();
@@ -322,6 +322,87 @@ fn host_gathered_batches_are_the_batches_train_batch_makes() {
     // The same rows in the same order: the same arithmetic, bit for bit.
     for (x, y) in pa.iter().zip(&pb) {
         assert!(x.equal(y));
+    }
+}
+
+/// Three-channel 8x8 uint8 images with per-channel constants unlike each other
+/// and SOTA's crop (pad 2) and flip.
+fn crop_flip_images() -> Dataset {
+    let split = |seed: i64| minima::data::Split {
+        x: minima::rng::seeded(seed, || {
+            Tensor::randint(256, [24, 3, 8, 8], (Kind::Uint8, Device::Cpu))
+        }),
+        y: minima::rng::seeded(seed + 1, || {
+            Tensor::randint(4, [24], (Kind::Int64, Device::Cpu))
+        }),
+    };
+    Dataset {
+        name: "crops".into(),
+        train: split(1),
+        test: split(3),
+        classes: (0..4).map(|c| c.to_string()).collect(),
+        inputs: minima::data::Inputs::Images {
+            mean: vec![0.4914, 0.4822, 0.4465],
+            std: vec![0.2023, 0.1994, 0.2010],
+        },
+        augmentation: minima::data::Augmentation::CropFlip { pad: 2 },
+        relabel: None,
+        describe: Vec::new(),
+    }
+}
+
+#[test]
+fn host_cropped_and_flipped_batches_are_the_libtorch_batches_bit_for_bit() {
+    let plain = crop_flip_images();
+    // Also Algorithm 1's view (replicas with zeroed values), cropped the same way.
+    let replicated = random_labels(
+        &plain,
+        &RandomLabelOptions {
+            replicas: 2,
+            zero_out: 0.3,
+            seed: 1,
+        },
+    );
+    let o = SgdOptions {
+        lr: 0.1,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 5e-4,
+        nesterov: false,
+    };
+    for data in [plain, replicated] {
+        let init = mlp(&[16], 3 * 8 * 8, 4);
+        let (a, b) = (init.copy().unwrap(), init.copy().unwrap());
+        let (pa, pb) = (a.parameters(), b.parameters());
+        let (mut sa, mut sb) = (Sgd::new(o, 4).unwrap(), Sgd::new(o, 4).unwrap());
+        let (mut da, mut db) = (Dense::for_model(&a).unwrap(), Dense::for_model(&b).unwrap());
+        let n = data.epoch_len(true);
+        let order = minima::rng::seeded(7, || Tensor::randperm(n, (Kind::Int64, Device::Cpu)));
+        let mut flipped_or_shifted = 0;
+        for (step, start) in (0..n).step_by(10).enumerate() {
+            let len = 10.min(n - start);
+            let seed = 100 + step as i64;
+            let host = da
+                .step_rows(&pa, &mut sa, &data, &order, (start, len), Some(seed))
+                .expect("a small float split of images with crop+flip is gathered on the host");
+            let index = order.narrow(0, start, len);
+            let batch = data.train_batch(&index, Some(seed));
+            let libtorch = db.step_on(&pb, &mut sb, &batch).unwrap();
+            assert_eq!(
+                host,
+                libtorch,
+                "{}: rows {start}..{}",
+                data.name,
+                start + len
+            );
+            let unaugmented = data.train_batch(&index, None);
+            flipped_or_shifted += i64::from(!batch.x.equal(&unaugmented.x));
+        }
+        assert!(flipped_or_shifted > 0, "the batches were augmented");
+        // Same batches, same arithmetic: the same parameters, bit for bit.
+        for (x, y) in pa.iter().zip(&pb) {
+            assert!(x.equal(y), "{}", data.name);
+        }
     }
 }
 

@@ -200,12 +200,16 @@ impl<'a> Fit<'a> {
             let len = t.batch_size.min(n - start);
             let augment_seed = t.augment.then(|| crate::rng::derive(epoch_seed, step));
             let state = &mut self.state;
-            let host = match (self.dense.as_mut(), augment_seed) {
-                (Some(d), None) => {
-                    d.step_rows(&self.params, &mut state.sgd, data, &order, start, len)
-                }
-                _ => None,
-            };
+            let host = self.dense.as_mut().and_then(|d| {
+                d.step_rows(
+                    &self.params,
+                    &mut state.sgd,
+                    data,
+                    &order,
+                    (start, len),
+                    augment_seed,
+                )
+            });
             match host {
                 Some(tally) => state.totals.add_host(tally),
                 None => {

@@ -361,7 +361,7 @@ mod tests {
             // the multi-tensor path with one parameter skipped.
             let mut loss = (&params[0] * &params[0]).sum(Kind::Double) * 0.5;
             if t == 0 {
-                loss = loss + params[1].sum(Kind::Double);
+                loss += params[1].sum(Kind::Double);
             }
             loss.backward();
             sgd.step(&params);

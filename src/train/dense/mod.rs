@@ -27,10 +27,11 @@
 //! Used by `train` for `arch: "mlp"` on the CPU with float32 weights and neither
 //! autocast nor a gradient scaler; `MINIMA_ENGINE=libtorch` turns it off.
 
+mod crop;
 mod pass;
 
 use super::sgd::Sgd;
-use crate::data::{Dataset, Part, Split};
+use crate::data::{Augmentation, Dataset, Inputs, Part, Split};
 use crate::metrics::evaluate::{evaluate, Score, EVAL_BATCH};
 use crate::models::{Arch, Model};
 use crate::slices::{floats, is_host_float, longs};
@@ -173,10 +174,12 @@ impl Dense {
         tally
     }
 
-    /// One step on the `len` training examples at `order[start..start + len]`
-    /// without augmentation, gathered on the host from the training split kept
-    /// materialised (no tensor operation per step). `None` when the split is too
-    /// large to keep or not float32 (the caller then takes `step_on`).
+    /// One step on the `len` training examples at `order[start..start + len]`,
+    /// gathered on the host from the training split kept materialised (no tensor
+    /// operation per step). With `augment_seed`, images get SOTA's crop and flip
+    /// there too (`crop`), the batch `train_batch` would make. `None` when the
+    /// split is too large to keep or not float32, or the augmentation is not
+    /// crop+flip of images (the caller then takes `step_on`).
     #[allow(clippy::too_many_arguments)]
     pub fn step_rows(
         &mut self,
@@ -184,12 +187,28 @@ impl Dense {
         sgd: &mut Sgd,
         data: &Dataset,
         order: &Tensor,
-        start: i64,
-        len: i64,
+        (start, len): (i64, i64),
+        augment_seed: Option<i64>,
     ) -> Option<Tally> {
         if order.kind() != Kind::Int64 || order.device() != Device::Cpu || !order.is_contiguous() {
             return None;
         }
+        let crop = match (augment_seed, &data.augmentation, &data.inputs) {
+            (None, ..) => None,
+            (Some(seed), &Augmentation::CropFlip { pad }, Inputs::Images { mean, std }) => {
+                let &[c, h, w] = data.input_shape().as_slice() else {
+                    return None;
+                };
+                let shape = [c as usize, h as usize, w as usize];
+                Some((
+                    shape,
+                    pad,
+                    crop::fill(mean, std),
+                    crop::draw(seed, len, pad),
+                ))
+            }
+            _ => return None,
+        };
         let split = self.cache(data, Part::Train)?;
         let width = self.sizes[0];
         let (mut x, mut y) = (
@@ -202,9 +221,18 @@ impl Dense {
         // float inputs and int64 labels (checked by `cache`); all only read here.
         let (index, xs, ys) = unsafe { (longs(order), floats(&split.x), longs(&split.y)) };
         let rows = ys.len();
-        for &i in &index[start as usize..(start + len) as usize] {
+        for (k, &i) in index[start as usize..(start + len) as usize]
+            .iter()
+            .enumerate()
+        {
             let i = i.rem_euclid(rows as i64) as usize;
-            x.extend_from_slice(&xs[i * width..(i + 1) * width]);
+            let image = &xs[i * width..(i + 1) * width];
+            match &crop {
+                Some((shape, pad, fill, draws)) => {
+                    crop::push(&mut x, image, (shape, *pad, fill), draws, k)
+                }
+                None => x.extend_from_slice(image),
+            }
             y.push(ys[i]);
         }
         let tally = self.step(params, sgd, &x, &y);
