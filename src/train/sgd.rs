@@ -128,7 +128,10 @@ impl Sgd {
             weight_decay,
             nesterov,
         } = self.options;
-        if momentum == 0.0 || self.buffers.iter().all(Option::is_some) {
+        // The shim reads one buffer per parameter: only with all of them present.
+        let buffered =
+            self.buffers.len() == params.len() && self.buffers.iter().all(Option::is_some);
+        if momentum == 0.0 || buffered {
             self.step_foreach(params);
             return;
         }
@@ -173,8 +176,8 @@ impl Sgd {
         let ps = handles(params.iter());
         let bs = handles(self.buffers.iter().flatten());
         let mut err = [0 as c_char; 512];
-        // Safety: `ps` (and `bs`, as long when momentum is on, checked by the
-        // caller) are live tensors borrowed for the call; `err` is NUL-terminated
+        // Safety: `ps` (and `bs`, as long when momentum is on: `step` checks) are
+        // live tensors borrowed for the call; `err` is NUL-terminated
         // by the shim within its length.
         let code = tch::no_grad(|| unsafe {
             minima_sgd_foreach(
