@@ -110,6 +110,7 @@ pub fn setting_columns(df: &DataFrame, skip: &[&str]) -> Vec<String> {
             .unwrap_or(PAPER_TAGS.len())
     };
     tags.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    drop_implied_sweep_keys(df, &out, &mut tags);
     if tags.is_empty() {
         out.extend(
             CONFIG
@@ -121,6 +122,34 @@ pub fn setting_columns(df: &DataFrame, skip: &[&str]) -> Vec<String> {
         out.extend(tags);
     }
     out
+}
+
+/// Leaves out of `tags` each `sweep_<key>` column that splits no setting the
+/// other columns do not already split: a grid over `init` whose runs carry their
+/// own `init` tag (scripts/paper/headline.rhai) would otherwise label every line
+/// twice. One at a time, so of two columns that say the same, one stays.
+fn drop_implied_sweep_keys(df: &DataFrame, experiment: &[String], tags: &mut Vec<String>) {
+    let count = |keys: &[String]| groups(df, keys).map(|g| g.len()).ok();
+    let mut i = 0;
+    while i < tags.len() {
+        let mut others: Vec<String> = experiment.to_vec();
+        others.extend(
+            tags.iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, t)| t.clone()),
+        );
+        let mut with = others.clone();
+        with.push(tags[i].clone());
+        let implied = tags[i].starts_with("sweep_")
+            && !others.is_empty()
+            && count(&others).is_some_and(|n| Some(n) == count(&with));
+        if implied {
+            tags.remove(i);
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// Row indices per distinct value of `keys`, in order of first appearance, with
@@ -174,6 +203,35 @@ mod tests {
         assert_eq!(setting_columns(&frame(), &[]), vec!["init"]);
         // Without tags, varying config columns tell runs apart.
         assert_eq!(setting_columns(&frame(), &["init"]), vec!["momentum"]);
+    }
+
+    #[test]
+    fn a_sweep_key_that_repeats_a_tag_is_left_out() {
+        // The headline's grid over init: Algorithm 1's run (tagged init "random")
+        // belongs to the adversarial half, so the two columns differ in values but
+        // not in the settings they make.
+        let df = df!(
+            "kind" => ["adversarial_init", "train", "train", "train", "train"],
+            "init" => ["random", "adversarial", "adversarial", "random", "random"],
+            "heuristic" => ["algorithm1", "vanilla", "sota", "vanilla", "sota"],
+            "sweep_init" => ["adversarial", "adversarial", "adversarial", "random", "random"],
+        )
+        .unwrap();
+        assert_eq!(setting_columns(&df, &[]), vec!["init", "heuristic"]);
+        // A sweep key that does split settings stays.
+        let df2 = df!(
+            "init" => ["random", "random", "adversarial", "adversarial"],
+            "sweep_lr" => ["0.1", "0.01", "0.1", "0.01"],
+        )
+        .unwrap();
+        assert_eq!(setting_columns(&df2, &[]), vec!["init", "sweep_lr"]);
+        // Of two sweep keys that say the same thing, one stays.
+        let df3 = df!(
+            "sweep_a" => ["x", "x", "y"],
+            "sweep_b" => ["p", "p", "q"],
+        )
+        .unwrap();
+        assert_eq!(setting_columns(&df3, &[]), vec!["sweep_b"]);
     }
 
     #[test]
