@@ -124,32 +124,8 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
 /// Fashion-MNIST (random pixels: shapes and columns only, not the paper's effect)
 /// and returns the run folder and the script's stdout.
 fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, String) {
-    let data = dir.join("data");
-    formats::fashion_mnist(&data.join("fashion_mnist"), 48, 32, false, 7);
     let script = format!("{}/scripts/paper/{name}.rhai", env!("CARGO_MANIFEST_DIR"));
-    let mut args = vec!["run", &script, "--out", "out", "-q"];
-    let tiny = [
-        "arch=cnn",
-        "width=0.25",
-        "n_train=0",
-        "replicas=2",
-        "epochs=2",
-        "max_epochs=2",
-        "adv_max_epochs=2",
-        "batch_size=16",
-        "seeds=1",
-    ];
-    // A key may be given once: `extra` replaces the tiny default of the same key.
-    let key = |set: &&str| set.split('=').next().unwrap_or_default().to_string();
-    let replaced: Vec<String> = extra.iter().map(key).collect();
-    for set in tiny
-        .iter()
-        .filter(|s| !replaced.contains(&key(s)))
-        .chain(extra)
-    {
-        args.extend(["--set", set]);
-    }
-    let out = minima_env(&args, dir, &[("MINIMA_DATA", &data)]);
+    let out = tiny_command(&script, dir, extra);
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -167,6 +143,36 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
         "{name}: {line}\n{stdout}"
     );
     (dir.join("out"), stdout)
+}
+
+/// `minima run SCRIPT` at the paper scripts' tiny settings (a cnn at width 0.25,
+/// two epochs, batch 16, one seed) on a generated 48-image Fashion-MNIST; `extra`
+/// replaces the tiny default of the same key.
+fn tiny_command(script: &str, dir: &Path, extra: &[&str]) -> std::process::Output {
+    let data = dir.join("data");
+    formats::fashion_mnist(&data.join("fashion_mnist"), 48, 32, false, 7);
+    let mut args = vec!["run", script, "--out", "out", "-q"];
+    let tiny = [
+        "arch=cnn",
+        "width=0.25",
+        "n_train=0",
+        "replicas=2",
+        "epochs=2",
+        "max_epochs=2",
+        "adv_max_epochs=2",
+        "batch_size=16",
+        "seeds=1",
+    ];
+    let key = |set: &&str| set.split('=').next().unwrap_or_default().to_string();
+    let replaced: Vec<String> = extra.iter().map(key).collect();
+    for set in tiny
+        .iter()
+        .filter(|s| !replaced.contains(&key(s)))
+        .chain(extra)
+    {
+        args.extend(["--set", set]);
+    }
+    minima_env(&args, dir, &[("MINIMA_DATA", &data)])
 }
 
 fn read(folder: &Path, table: &str) -> DataFrame {
@@ -191,6 +197,36 @@ fn has_columns(df: &DataFrame, names: &[&str]) {
             df.get_column_names()
         );
     }
+}
+
+/// The headline's runs, a sweep over seed and init of `paper::core_half`: the
+/// same five per seed as `assert_core_runs`, in configuration order — each seed's
+/// Algorithm 1 and runs from the adversarial init, then each seed's runs from the
+/// random init.
+fn assert_half_runs(summary: &DataFrame, seeds: i64) {
+    let (kinds, inits) = (strings(summary, "kind"), strings(summary, "init"));
+    let (heuristics, seed) = (strings(summary, "heuristic"), ints(summary, "seed"));
+    let rows: Vec<(i64, &str, &str, &str)> = (0..summary.height())
+        .map(|k| (seed[k], &*kinds[k], &*inits[k], &*heuristics[k]))
+        .collect();
+    let mut expected = vec![];
+    for s in 0..seeds {
+        expected.extend([
+            (s, "adversarial_init", "random", "algorithm1"),
+            (s, "train", "adversarial", "vanilla"),
+            (s, "train", "adversarial", "sota"),
+        ]);
+    }
+    for s in 0..seeds {
+        expected.extend([
+            (s, "train", "random", "vanilla"),
+            (s, "train", "random", "sota"),
+        ]);
+    }
+    assert_eq!(rows, expected);
+    assert_eq!(strings(summary, "labels")[0], "random");
+    let replicas = summary.column("replicas").unwrap().get(0).unwrap();
+    assert_eq!(replicas.try_extract::<i64>().unwrap(), 2);
 }
 
 /// The core experiment's five runs per seed: Algorithm 1, then vanilla and SOTA
@@ -228,19 +264,69 @@ fn assert_core_runs(summary: &DataFrame, seeds: usize) {
     );
 }
 
+/// The headline's sweep over seed and init trains, in two halves, exactly the runs
+/// of the core experiment (Table 1, Figures 4-6): same models to the last bit.
+#[test]
+fn core_halves_train_the_core_experiments_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("halves.rhai");
+    std::fs::write(
+        &script,
+        r#"import "paper" as paper;
+let s = paper::setup(#{});
+let data = paper::data(s);
+let whole = paper::core(s, data, s.seed);
+let adv = paper::core_half(s, data, s.seed, "adversarial");
+let rnd = paper::core_half(s, data, s.seed, "random");
+for name in ["W0A", "WVA", "WSA"] { print(`${name} ${distance(adv[name], whole[name])}`); }
+for name in ["W0R", "WVR", "WSR"] { print(`${name} ${distance(rnd[name], whole[name])}`); }
+print(`trained ${rnd.runs.keys().len() + adv.runs.keys().len()} of ${whole.runs.keys().len()}`);
+paper::core_half(s, data, s.seed, "both");
+"#,
+    )
+    .unwrap();
+    let out = tiny_command(script.to_str().unwrap(), dir.path(), &[]);
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "W0A 0.0",
+            "WVA 0.0",
+            "WSA 0.0",
+            "W0R 0.0",
+            "WVR 0.0",
+            "WSR 0.0",
+            "trained 5 of 5"
+        ],
+        "{}",
+        text(&out.stderr)
+    );
+    // A misspelt half is refused, naming it.
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(r#"found "both""#), "{stderr}");
+}
+
 #[test]
 fn headline_prints_both_gaps_from_two_seeds() {
     let dir = tempfile::tempdir().unwrap();
     let (out, stdout) = tiny_run("headline", dir.path(), &["seeds=2"]);
     let summary = read(&out, "summary");
-    assert_core_runs(&summary, 2);
+    assert_half_runs(&summary, 2);
     let seeds = ints(&summary, "seed");
-    assert_eq!(seeds, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
     // The headline's CPU scale is `paper::core_cpu()` with 2,000 images and 50
     // epochs: what no --set above overrides comes from it (the test split
     // evaluated after epoch 50 only).
     assert_eq!(ints(&summary, "param_eval_every"), [50; 10]);
-    assert_eq!(ints(&summary, "eval_every")[1..5], [50; 4]);
+    let kinds = strings(&summary, "kind");
+    let train_eval: Vec<i64> = ints(&summary, "eval_every")
+        .into_iter()
+        .zip(&kinds)
+        .filter(|(_, k)| *k == "train")
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(train_eval, [50; 8]);
     // The printed gaps are the mean test accuracies' differences, in points.
     let mean = |heuristic: &str, init: &str| {
         let (h, i) = (strings(&summary, "heuristic"), strings(&summary, "init"));
@@ -512,14 +598,24 @@ fn paper_run(name: &str, dir: &Path, data: &Path, sets: &[&str]) -> std::path::P
     dir.join("out")
 }
 
+/// Each summary row's run: (sweep configuration id, run number within it), the
+/// key of its history rows.
+fn run_keys(summary: &DataFrame) -> Vec<(String, i64)> {
+    strings(summary, "sweep_id")
+        .into_iter()
+        .zip(ints(summary, "run"))
+        .collect()
+}
+
 /// One run's history rows: (epoch, lr, train_acc) in epoch order.
-fn run_history(history: &DataFrame, run: i64) -> Vec<(i64, f64, Option<f64>)> {
+fn run_history(history: &DataFrame, key: &(String, i64)) -> Vec<(i64, f64, Option<f64>)> {
+    let ids = strings(history, "sweep_id");
     let runs = ints(history, "run");
     let epochs = ints(history, "epoch");
     let lrs = column_f64(history, "epoch_lr");
     let train = floats(history, "train_acc");
     let mut rows: Vec<_> = (0..runs.len())
-        .filter(|&i| runs[i] == run)
+        .filter(|&i| (&ids[i], runs[i]) == (&key.0, key.1))
         .map(|i| (epochs[i], lrs[i], train[i]))
         .collect();
     rows.sort_by_key(|r| r.0);
@@ -573,12 +669,11 @@ fn paper_scale_cifar10_follows_the_authors_protocol() {
     ];
     let out = paper_run("headline", dir.path(), &data, &sets);
     let summary = read(&out, "summary");
-    assert_core_runs(&summary, 1);
+    assert_half_runs(&summary, 1);
     let history = read(&out, "history");
-    let runs = ints(&summary, "run");
-    for (k, &run) in runs.iter().enumerate() {
-        let rows = run_history(&history, run);
-        assert_steps(&rows, 1e-4, 30, 50, &format!("run {run}"));
+    for (k, key) in run_keys(&summary).iter().enumerate() {
+        let rows = run_history(&history, key);
+        assert_steps(&rows, 1e-4, 30, 50, &format!("run {key:?}"));
         assert_eq!(
             summary_value(&summary, "normalize_mean", k),
             AnyValue::StringOwned("0.4914,0.4822,0.4465".into())
@@ -652,19 +747,19 @@ fn paper_scale_cinic10_uses_the_300_epoch_schedule_and_stops_at_a_check() {
     ];
     let out = paper_run("headline", dir.path(), &data, &sets);
     let summary = read(&out, "summary");
-    assert_core_runs(&summary, 1);
+    assert_half_runs(&summary, 1);
     let history = read(&out, "history");
-    let runs = ints(&summary, "run");
-    for &run in &runs {
+    let keys = run_keys(&summary);
+    for key in &keys {
         assert_steps(
-            &run_history(&history, run),
+            &run_history(&history, key),
             0.1,
             30,
             45,
-            &format!("run {run}"),
+            &format!("run {key:?}"),
         );
     }
-    let adv = run_history(&history, runs[0]);
+    let adv = run_history(&history, &keys[0]);
     assert_eq!(strings(&summary, "status")[0], "reached_target", "{adv:?}");
     let checks: Vec<_> = adv.iter().filter(|r| r.2.is_some()).collect();
     let &&(last, _, acc) = checks.last().unwrap();
