@@ -533,15 +533,21 @@ fn table2_trains_all_eight_mixes_from_both_inits() {
     assert!(stdout.contains("Table 2"), "{stdout}");
     let summary = read(&out, "summary");
     assert_eq!(summary.height(), 1 + 16);
+    // Halves of the seed: Algorithm 1 and the 8 mixes from the adversarial init,
+    // then the 8 mixes from the random init, each in Table 2's order.
     let heuristics = strings(&summary, "heuristic");
-    assert_eq!(heuristics[1], "Vanilla SGD");
-    assert_eq!(heuristics[16], "DA+L2+Momentum (SOTA)");
+    let inits = strings(&summary, "init");
+    assert_eq!(heuristics[0], "algorithm1");
+    for (k, mix) in [(1, "Vanilla SGD"), (8, "DA+L2+Momentum (SOTA)")] {
+        assert_eq!((&*heuristics[k], &*inits[k]), (mix, "adversarial"));
+        assert_eq!((&*heuristics[k + 8], &*inits[k + 8]), (mix, "random"));
+    }
     let momentum = column_f64(&summary, "momentum");
     let decay = column_f64(&summary, "weight_decay");
     // Momentum (mix 4) and L2 (mix 3) as the paper sets them, from both inits.
-    assert_eq!(momentum[7..9], [0.9, 0.9]);
-    assert_eq!(decay[5..7], [5e-4, 5e-4]);
-    assert_eq!(momentum[5], 0.0);
+    assert_eq!([momentum[4], momentum[12]], [0.9, 0.9]);
+    assert_eq!([decay[3], decay[11]], [5e-4, 5e-4]);
+    assert_eq!([momentum[3], momentum[5]], [0.0, 0.0]);
     // `paper::core_cpu()` shortened to 25 epochs, evaluated at the end.
     assert_eq!(ints(&summary, "param_eval_every"), [25; 17]);
 }
