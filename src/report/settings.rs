@@ -142,7 +142,6 @@ fn drop_implied_sweep_keys(df: &DataFrame, experiment: &[String], tags: &mut Vec
         let mut with = others.clone();
         with.push(tags[i].clone());
         let implied = tags[i].starts_with("sweep_")
-            && !others.is_empty()
             && count(&others).is_some_and(|n| Some(n) == count(&with));
         if implied {
             tags.remove(i);
