@@ -191,18 +191,16 @@ impl Variant {
     }
 
     fn label(&self) -> String {
+        let layout = if self.channels_last {
+            " channels-last"
+        } else {
+            ""
+        };
         if !self.cuda {
-            return "cpu".into();
+            return format!("cpu{layout}");
         }
-        format!(
-            "cuda {}{}",
-            if self.autocast { "autocast" } else { "fp32" },
-            if self.channels_last {
-                " channels-last"
-            } else {
-                ""
-            }
-        )
+        let precision = if self.autocast { "autocast" } else { "fp32" };
+        format!("cuda {precision}{layout}")
     }
 }
 
@@ -342,13 +340,13 @@ impl State {
         let model = Model::new(spec, device).unwrap_or_else(|e| panic!("{e:#}"));
         let mut params = model.parameters();
         if cmd["channels_last"] == true {
-            // tch has no memory-format API: an NHWC-contiguous tensor viewed as NCHW
-            // is what PyTorch's `to(memory_format=torch.channels_last)` makes, and
-            // convolutions follow their weight's format.
+            // tch has no memory-format API: the weights are copied with explicit
+            // channels-last strides, as PyTorch's `to(memory_format=...)` does
+            // (a weight with one input channel included), and convolutions follow
+            // their weight's format.
             tch::no_grad(|| {
                 for p in params.iter_mut().filter(|p| p.dim() == 4) {
-                    let nhwc = p.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-                    p.set_data(&nhwc);
+                    p.set_data(&minima::models::layers::channels_last(p));
                 }
             });
         }
@@ -594,6 +592,14 @@ fn drive(o: &Opts, python: &Path) {
                         channels_last,
                     })
                     .collect()
+            } else if arch == Arch::Cnn {
+                // minima runs the cnn channels-last on the CPU: the second row
+                // has PyTorch do the same (`model.to(memory_format=...)`).
+                let last = Variant {
+                    channels_last: true,
+                    ..Variant::default()
+                };
+                vec![Variant::default(), last]
             } else {
                 vec![Variant::default()]
             };

@@ -45,6 +45,11 @@ impl Host {
             "libtorch"
         };
         session.note("mlp_engine", engine.into());
+        let layout = match crate::models::channels_last_allowed() {
+            true => "channels_last",
+            false => "nchw",
+        };
+        session.note("cnn_layout", layout.into());
         let session = Rc::new(session);
         Host {
             engine: engine::build(&session),

@@ -40,9 +40,14 @@ impl Cnn {
 }
 
 impl ModuleT for Cnn {
+    /// Pools before the ReLU, a quarter of the values to rectify: the two commute
+    /// bit for bit (max(relu(a), relu(b)) = relu(max(a, b))), and so do their
+    /// gradients: a window with a positive maximum sends its gradient to the same
+    /// first maximum either way, one without sends none (ReLU's gradient at and
+    /// below zero is zero). That is the PyTorch module's Conv, ReLU, MaxPool.
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let h = max_pool2(&self.conv1.forward(xs).relu());
-        let h = max_pool2(&self.conv2.forward(&h).relu());
+        let h = max_pool2(&self.conv1.forward(xs)).relu();
+        let h = max_pool2(&self.conv2.forward(&h)).relu();
         let h = self.fc1.forward(&h.flatten(1, -1)).relu();
         self.fc2.forward(&h)
     }

@@ -16,17 +16,28 @@ use tch::{Kind, Tensor};
 pub struct Scope<'a> {
     path: nn::Path<'a>,
     names: &'a RefCell<Vec<String>>,
+    layout: ConvLayout,
 }
 
 impl<'a> Scope<'a> {
-    pub fn new(path: nn::Path<'a>, names: &'a RefCell<Vec<String>>) -> Scope<'a> {
-        Scope { path, names }
+    /// `layout` is how the convolutions built under this scope run on the CPU.
+    pub fn new(
+        path: nn::Path<'a>,
+        names: &'a RefCell<Vec<String>>,
+        layout: ConvLayout,
+    ) -> Scope<'a> {
+        Scope {
+            path,
+            names,
+            layout,
+        }
     }
 
     pub fn sub(&self, name: impl ToString) -> Scope<'a> {
         Scope {
             path: self.path.sub(name),
             names: self.names,
+            layout: self.layout,
         }
     }
 
@@ -43,6 +54,19 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// The memory layout a convolution's activations take on the CPU. Parameters are
+/// stored NCHW-contiguous either way (saved files, metrics and the SGD update see
+/// one layout); with `ChannelsLast` each forward convolves with a channels-last
+/// copy of the weight, and libtorch's oneDNN convolution then returns its output
+/// channels-last, which the batch norms, ReLUs, pools and additions that follow
+/// keep. That is PyTorch's `model.to(memory_format=torch.channels_last)` for the
+/// activations; docs/PERFORMANCE.md has what it gains on each architecture.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConvLayout {
+    Nchw,
+    ChannelsLast,
+}
+
 /// torch.nn.Conv2d (square kernel, dilation 1, groups 1) with reset_parameters'
 /// initialisation: weight drawn before bias.
 #[derive(Debug)]
@@ -51,6 +75,7 @@ pub struct Conv2d {
     bias: Option<Tensor>,
     stride: i64,
     padding: i64,
+    layout: ConvLayout,
 }
 
 impl Conv2d {
@@ -78,12 +103,19 @@ impl Conv2d {
             bias,
             stride,
             padding,
+            layout: s.layout,
         })
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let cpu_channels_last =
+            self.layout == ConvLayout::ChannelsLast && self.weight.device() == tch::Device::Cpu;
+        let weight = match cpu_channels_last {
+            true => channels_last(&self.weight),
+            false => self.weight.shallow_clone(),
+        };
         xs.conv2d(
-            &self.weight,
+            &weight,
             self.bias.as_ref(),
             [self.stride, self.stride],
             [self.padding, self.padding],
@@ -91,6 +123,19 @@ impl Conv2d {
             1,
         )
     }
+}
+
+/// A channels-last copy of a 4-d tensor, through autograd (its gradient flows back
+/// to `t` in `t`'s layout). Made with explicit strides because `contiguous()` of a
+/// tensor with one input channel returns it unchanged: such a weight is laid out
+/// alike in both formats, yet libtorch reads the format from the strides, and the
+/// first convolution of a grey-scale net would otherwise stay NCHW.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    let size = t.size();
+    let (c, h, w) = (size[1], size[2], size[3]);
+    let mut out = Tensor::empty_strided(&size, [c * h * w, 1, w * c, c], (t.kind(), t.device()));
+    out.copy_(t);
+    out
 }
 
 /// torch.nn.Linear with reset_parameters' initialisation; forward is F.linear.
@@ -197,10 +242,32 @@ mod tests {
     }
 
     #[test]
+    fn a_channels_last_convolution_returns_channels_last_activations() {
+        let names = RefCell::new(Vec::new());
+        let conv = |layout| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let s = Scope::new(vs.root(), &names, layout);
+            let conv = crate::rng::seeded(0, || Conv2d::new(&s, 1, 4, 3, 1, 1, true)).unwrap();
+            (vs, conv)
+        };
+        let ((_a, nchw), (_b, last)) = (conv(ConvLayout::Nchw), conv(ConvLayout::ChannelsLast));
+        let x = crate::rng::seeded(1, || {
+            Tensor::randn([2, 1, 6, 6], (Kind::Float, Device::Cpu))
+        });
+        let (y0, y1) = (nchw.forward(&x), last.forward(&x));
+        // One input channel: the input and the weight are laid out alike in both
+        // formats, and still the output must come back channels-last.
+        assert_eq!(y0.stride(), [144, 36, 6, 1]);
+        assert_eq!(y1.stride(), [144, 1, 24, 4]);
+        assert!(close(&y0, &y1));
+        assert!(last.weight.is_contiguous());
+    }
+
+    #[test]
     fn batch_norm_follows_pytorch_in_train_and_eval_mode() {
         let vs = nn::VarStore::new(Device::Cpu);
         let names = RefCell::new(Vec::new());
-        let bn = BatchNorm2d::new(&Scope::new(vs.root(), &names), 3).unwrap();
+        let bn = BatchNorm2d::new(&Scope::new(vs.root(), &names, ConvLayout::Nchw), 3).unwrap();
         assert_eq!(
             *names.borrow(),
             [
