@@ -659,3 +659,51 @@ fn a_single_class_is_refused() {
     let e = run_text(dir.path(), "let m = model(#{ arch: \"cnn\", classes: 1 });").unwrap_err();
     assert!(e.contains("`classes` = 1 is out of range"), "{e}");
 }
+
+/// The cnn on the CPU runs channels-last unless `MINIMA_CONV_LAYOUT=nchw`; both
+/// follow one trajectory to rounding, and config.json names the layout.
+#[test]
+fn the_cnn_trains_alike_channels_last_and_nchw() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fmnist");
+    common::formats::fashion_mnist(&root, 64, 32, false, 11);
+    let script = dir.path().join("s.rhai");
+    let text = format!(
+        r#"let d = dataset("fashion_mnist", #{{ root: "{}", pad: 2 }});
+        let m = model(#{{ arch: "cnn", width: 0.25, seed: 1 }}, d);
+        record(train(m, d, #{{ lr: 0.01, batch_size: 16, epochs: 3, seed: 2 }}));"#,
+        root.display()
+    );
+    std::fs::write(&script, text).unwrap();
+    let mut losses = Vec::new();
+    for layout in ["channels_last", "nchw"] {
+        let out = dir.path().join(layout);
+        let mut cmd = common::minima_command();
+        cmd.args([
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        if layout == "nchw" {
+            cmd.env("MINIMA_CONV_LAYOUT", "nchw");
+        } else {
+            cmd.env_remove("MINIMA_CONV_LAYOUT");
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", common::text(&o.stderr));
+        let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["cnn_layout"], layout, "config.json names the layout");
+        let history = read_parquet(&out.join("history.parquet")).unwrap();
+        losses.push(common::floats(&history, "train_loss"));
+    }
+    assert_eq!(losses[0].len(), 3);
+    for (a, b) in losses[0].iter().zip(&losses[1]) {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs(),
+            "train loss {a} against {b}"
+        );
+    }
+}
