@@ -30,6 +30,14 @@ pub unsafe fn longs(t: &Tensor) -> &[i64] {
     std::slice::from_raw_parts(t.data_ptr() as *const i64, t.numel())
 }
 
+/// A CPU uint8 tensor's values.
+///
+/// # Safety
+/// `t` is a contiguous CPU uint8 tensor nobody writes meanwhile.
+pub unsafe fn bytes(t: &Tensor) -> &[u8] {
+    std::slice::from_raw_parts(t.data_ptr() as *const u8, t.numel())
+}
+
 /// Whether `t` can be read in place by `floats` and `floats_mut`.
 pub fn is_host_float(t: &Tensor) -> bool {
     t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous()

@@ -399,6 +399,54 @@ fn host_cropped_and_flipped_batches_are_the_libtorch_batches_bit_for_bit() {
     }
 }
 
+/// SOTA's batches of a split too large to keep are gathered from its stored uint8
+/// pixels, scaled, normalised, cropped and flipped on the host: the libtorch
+/// batches bit for bit.
+#[test]
+fn batches_of_stored_pixels_are_the_libtorch_batches_bit_for_bit() {
+    let data = crop_flip_images();
+    let o = sota_sgd(0.1);
+    let init = mlp(&[16], 3 * 8 * 8, 4);
+    let (a, b) = (init.copy().unwrap(), init.copy().unwrap());
+    let (pa, pb) = (a.parameters(), b.parameters());
+    let (mut sa, mut sb) = (Sgd::new(o, 4).unwrap(), Sgd::new(o, 4).unwrap());
+    // Nothing is kept: every batch comes from the stored pixels.
+    let mut da = Dense::for_model(&a).unwrap().with_keep_limit(0);
+    let mut db = Dense::for_model(&b).unwrap();
+    let n = data.epoch_len(true);
+    let order = minima::rng::seeded(7, || Tensor::randperm(n, (Kind::Int64, Device::Cpu)));
+    for (step, start) in (0..n).step_by(10).enumerate() {
+        let len = 10.min(n - start);
+        let seed = 100 + step as i64;
+        let host = da
+            .step_rows(&pa, &mut sa, &data, &order, (start, len), Some(seed))
+            .expect("cropped uint8 images on the CPU are gathered from their pixels");
+        let batch = data.train_batch(&order.narrow(0, start, len), Some(seed));
+        let libtorch = db.step_on(&pb, &mut sb, &batch).unwrap();
+        assert_eq!(host, libtorch, "rows {start}..{}", start + len);
+    }
+    // Un-augmented batches of such a split take libtorch's gather.
+    let plain = da.step_rows(&pa, &mut sa, &data, &order, (0, 10), None);
+    assert!(plain.is_none(), "un-augmented batches are left to libtorch");
+    for (x, y) in pa.iter().zip(&pb) {
+        assert!(x.equal(y));
+    }
+    // Algorithm 1's view zeroes values the libtorch path draws: not gathered here.
+    let replicated = random_labels(
+        &data,
+        &RandomLabelOptions {
+            replicas: 2,
+            zero_out: 0.3,
+            seed: 1,
+        },
+    );
+    let taken = da.step_rows(&pa, &mut sa, &replicated, &order, (0, 10), None);
+    assert!(
+        taken.is_none(),
+        "a random-label view falls back to libtorch"
+    );
+}
+
 #[test]
 fn only_mlps_get_the_engine() {
     let spec = ModelSpec {

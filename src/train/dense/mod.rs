@@ -29,6 +29,7 @@
 
 mod crop;
 mod pass;
+mod pixels;
 
 use super::sgd::Sgd;
 use crate::data::{Augmentation, Dataset, Inputs, Part, Split};
@@ -37,6 +38,7 @@ use crate::models::{Arch, Model};
 use crate::slices::{floats, is_host_float, longs};
 pub use pass::Tally;
 use pass::{across, chunks, Pass};
+use pixels::Pixels;
 use tch::{Device, Kind, Tensor};
 
 /// The environment variable that chooses the engine: `libtorch` turns this one off.
@@ -95,6 +97,9 @@ pub struct Dense {
     torch: Option<OneTorchThread>,
     /// The training and test splits as model inputs, when small enough to keep.
     cached: [Option<(SplitKey, Split)>; 2],
+    /// Splits of at most this many values are kept (`CACHE_FLOATS`); larger
+    /// ones are gathered from their stored pixels where they can be.
+    keep_limit: usize,
     batch_x: Vec<f32>,
     batch_y: Vec<i64>,
 }
@@ -131,6 +136,7 @@ impl Dense {
             torch: None,
             sizes,
             cached: [None, None],
+            keep_limit: CACHE_FLOATS,
             batch_x: Vec::new(),
             batch_y: Vec::new(),
         };
@@ -147,6 +153,14 @@ impl Dense {
         } else if self.torch.is_none() {
             self.torch = Some(OneTorchThread::hold());
         }
+        self
+    }
+
+    /// The engine keeping splits of at most `values` values (tests: 0 sends
+    /// every batch of stored pixels through the host gather).
+    pub fn with_keep_limit(mut self, values: usize) -> Dense {
+        self.keep_limit = values;
+        self.cached = [None, None];
         self
     }
 
@@ -209,7 +223,14 @@ impl Dense {
             }
             _ => return None,
         };
-        let split = self.cache(data, Part::Train)?;
+        let kept = self.cache(data, Part::Train);
+        // Un-augmented batches of a split too large to keep measured slower
+        // gathered here than by libtorch (docs/PERFORMANCE.md): they take its path.
+        let pixels = match (&kept, &crop) {
+            (Some(_), _) => None,
+            (None, Some(_)) => Some(Pixels::of(data)?),
+            (None, None) => return None,
+        };
         let width = self.sizes[0];
         let (mut x, mut y) = (
             std::mem::take(&mut self.batch_x),
@@ -217,16 +238,30 @@ impl Dense {
         );
         x.clear();
         y.clear();
-        // Safety: `order` is checked above; cached splits are contiguous CPU
-        // float inputs and int64 labels (checked by `cache`); all only read here.
-        let (index, xs, ys) = unsafe { (longs(order), floats(&split.x), longs(&split.y)) };
+        let mut row = Vec::with_capacity(width);
+        // Safety: `order` is checked above; kept splits are contiguous CPU float
+        // inputs and int64 labels (checked by `cache`), stored pixels contiguous
+        // CPU uint8 and int64 labels (checked by `Pixels::of`); all only read here.
+        let (index, xs, ys) = unsafe {
+            match (&kept, &pixels) {
+                (Some(split), _) => (longs(order), floats(&split.x), longs(&split.y)),
+                (None, Some(p)) => (longs(order), &[][..], p.labels()),
+                (None, None) => return None,
+            }
+        };
         let rows = ys.len();
         for (k, &i) in index[start as usize..(start + len) as usize]
             .iter()
             .enumerate()
         {
             let i = i.rem_euclid(rows as i64) as usize;
-            let image = &xs[i * width..(i + 1) * width];
+            let image = match &pixels {
+                Some(p) => {
+                    p.inputs(i, &mut row);
+                    &row[..]
+                }
+                None => &xs[i * width..(i + 1) * width],
+            };
             match &crop {
                 Some((shape, pad, fill, draws)) => {
                     crop::push(&mut x, image, (shape, *pad, fill), draws, k)
@@ -264,7 +299,7 @@ impl Dense {
             self.cached[slot] = None;
         }
         let size = data.len(part) as usize * data.input_size() as usize;
-        if self.cached[slot].is_none() && size <= CACHE_FLOATS && data.device() == Device::Cpu {
+        if self.cached[slot].is_none() && size <= self.keep_limit && data.device() == Device::Cpu {
             let whole = data.materialize(part);
             let (x, y) = (whole.x.contiguous(), whole.y.contiguous());
             if is_host_float(&x) && y.kind() == Kind::Int64 {
