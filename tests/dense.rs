@@ -481,26 +481,11 @@ fn minima_runs_agree_with_the_libtorch_engine() {
     .unwrap();
     let mut histories = Vec::new();
     for engine in ["dense", "libtorch"] {
+        let value = (engine == "libtorch").then_some("libtorch");
         let out = dir.path().join(engine);
-        let mut cmd = common::minima_command();
-        cmd.args([
-            "run",
-            script.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        if engine == "libtorch" {
-            cmd.env("MINIMA_ENGINE", "libtorch");
-        }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}", common::text(&o.stderr));
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
-                .unwrap();
+        let (config, history) = common::run_recorded(&script, &out, ("MINIMA_ENGINE", value));
         assert_eq!(config["mlp_engine"], engine, "config.json names the engine");
-        let file = std::fs::File::open(out.join("history.parquet")).unwrap();
-        use polars::prelude::SerReader;
-        histories.push(polars::prelude::ParquetReader::new(file).finish().unwrap());
+        histories.push(history);
     }
     assert_eq!(histories[0].height(), 10);
     for column in [

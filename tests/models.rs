@@ -677,25 +677,10 @@ fn the_cnn_trains_alike_channels_last_and_nchw() {
     std::fs::write(&script, text).unwrap();
     let mut losses = Vec::new();
     for layout in ["channels_last", "nchw"] {
+        let value = (layout == "nchw").then_some("nchw");
         let out = dir.path().join(layout);
-        let mut cmd = common::minima_command();
-        cmd.args([
-            "run",
-            script.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        if layout == "nchw" {
-            cmd.env("MINIMA_CONV_LAYOUT", "nchw");
-        } else {
-            cmd.env_remove("MINIMA_CONV_LAYOUT");
-        }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}", common::text(&o.stderr));
-        let config = std::fs::read_to_string(out.join("config.json")).unwrap();
-        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        let (config, history) = common::run_recorded(&script, &out, ("MINIMA_CONV_LAYOUT", value));
         assert_eq!(config["cnn_layout"], layout, "config.json names the layout");
-        let history = read_parquet(&out.join("history.parquet")).unwrap();
         losses.push(common::floats(&history, "train_loss"));
     }
     assert_eq!(losses[0].len(), 3);

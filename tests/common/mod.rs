@@ -74,6 +74,27 @@ pub fn minima_env(args: &[&str], dir: &Path, env: &[(&str, &Path)]) -> Output {
     command.output().expect("minima runs")
 }
 
+/// `minima run SCRIPT --out OUT` with the environment variable `var` set to a
+/// value or, with `None`, removed: the run's config.json and history table.
+/// Panics with minima's stderr when the run fails.
+pub fn run_recorded(
+    script: &Path,
+    out: &Path,
+    (var, value): (&str, Option<&str>),
+) -> (serde_json::Value, polars::prelude::DataFrame) {
+    let mut cmd = minima_command();
+    cmd.arg("run").arg(script).arg("--out").arg(out);
+    match value {
+        Some(v) => cmd.env(var, v),
+        None => cmd.env_remove(var),
+    };
+    let o = cmd.output().expect("minima runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    let history = minima::results::parquet::read_parquet(&out.join("history.parquet")).unwrap();
+    (serde_json::from_str(&config).unwrap(), history)
+}
+
 /// A float column of a results frame, nulls as `None`.
 pub fn floats(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<f64>> {
     df.column(name)

@@ -238,7 +238,8 @@ impl Dense {
         );
         x.clear();
         y.clear();
-        let mut row = Vec::with_capacity(width);
+        // Filled only for rows read from stored pixels.
+        let mut row = Vec::new();
         // Safety: `order` is checked above; kept splits are contiguous CPU float
         // inputs and int64 labels (checked by `cache`), stored pixels contiguous
         // CPU uint8 and int64 labels (checked by `Pixels::of`); all only read here.
