@@ -685,19 +685,22 @@ fn measure(o: &Opts, python: &Path, arch: Arch, width: f64, variant: Variant) ->
         }
         w.rate(json!({ "cmd": "eval", "images": BATCH }));
     }
-    // On CUDA the first step carries cuDNN's algorithm search (about a second):
-    // the rounds are sized from a second, warm call, and run up to 1,000 steps.
-    if o.cuda {
-        step_s = 0.0;
-        for w in [&mut ours, &mut theirs] {
-            for sota in [false, true] {
-                let rate = w.rate(json!({ "cmd": "train", "steps": 5, "sota": sota }));
-                step_s = step_s.max(BATCH as f64 / rate);
-            }
+    // The first calls carry one-time costs (on CUDA cuDNN's algorithm search,
+    // about a second), so the rounds are sized from a second, warm call of about
+    // a quarter second (at least 5 steps on CUDA).
+    let probe = ((0.25 / step_s).ceil() as i64).max(if o.cuda { 5 } else { 1 });
+    step_s = 0.0;
+    for w in [&mut ours, &mut theirs] {
+        for sota in [false, true] {
+            let rate = w.rate(json!({ "cmd": "train", "steps": probe, "sota": sota }));
+            step_s = step_s.max(BATCH as f64 / rate);
         }
     }
-    let cap = if o.cuda { 1000 } else { 50 };
-    let steps = ((o.seconds / step_s).ceil() as i64).clamp(1, cap);
+    // Up to 1,000 steps, so that a small net's round lasts about `seconds` too:
+    // capped at 50 steps from a cold step's time, an mlp's round was 30 ms, where
+    // a thread's wake-up or the other worker's spinning threads weigh as much as
+    // the steps themselves.
+    let steps = ((o.seconds / step_s).ceil() as i64).clamp(1, 1000);
     let images = (steps * BATCH).min(10_000);
     let mut row = Row {
         label: arch_label(arch, width),

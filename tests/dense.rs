@@ -326,13 +326,13 @@ fn host_gathered_batches_are_the_batches_train_batch_makes() {
 
 /// Three-channel 8x8 uint8 images with per-channel constants unlike each other
 /// and SOTA's crop (pad 2) and flip.
-fn crop_flip_images() -> Dataset {
+fn crop_flip_images(n: i64) -> Dataset {
     let split = |seed: i64| minima::data::Split {
         x: minima::rng::seeded(seed, || {
-            Tensor::randint(256, [24, 3, 8, 8], (Kind::Uint8, Device::Cpu))
+            Tensor::randint(256, [n, 3, 8, 8], (Kind::Uint8, Device::Cpu))
         }),
         y: minima::rng::seeded(seed + 1, || {
-            Tensor::randint(4, [24], (Kind::Int64, Device::Cpu))
+            Tensor::randint(4, [n], (Kind::Int64, Device::Cpu))
         }),
     };
     Dataset {
@@ -352,7 +352,7 @@ fn crop_flip_images() -> Dataset {
 
 #[test]
 fn host_cropped_and_flipped_batches_are_the_libtorch_batches_bit_for_bit() {
-    let plain = crop_flip_images();
+    let plain = crop_flip_images(24);
     // Also Algorithm 1's view (replicas with zeroed values), cropped the same way.
     let replicated = random_labels(
         &plain,
@@ -399,35 +399,44 @@ fn host_cropped_and_flipped_batches_are_the_libtorch_batches_bit_for_bit() {
     }
 }
 
-/// SOTA's batches of a split too large to keep are gathered from its stored uint8
-/// pixels, scaled, normalised, cropped and flipped on the host: the libtorch
-/// batches bit for bit.
+/// Batches of a split too large to keep are gathered straight from its stored
+/// pixels, scaled, normalised (and with `augment_seed` cropped and flipped) on
+/// the host, each engine thread gathering its own rows: the libtorch batches,
+/// and so the libtorch steps, bit for bit.
 #[test]
 fn batches_of_stored_pixels_are_the_libtorch_batches_bit_for_bit() {
-    let data = crop_flip_images();
+    let data = crop_flip_images(300);
     let o = sota_sgd(0.1);
     let init = mlp(&[16], 3 * 8 * 8, 4);
     let (a, b) = (init.copy().unwrap(), init.copy().unwrap());
     let (pa, pb) = (a.parameters(), b.parameters());
     let (mut sa, mut sb) = (Sgd::new(o, 4).unwrap(), Sgd::new(o, 4).unwrap());
-    // Nothing is kept: every batch comes from the stored pixels.
-    let mut da = Dense::for_model(&a).unwrap().with_keep_limit(0);
-    let mut db = Dense::for_model(&b).unwrap();
+    // Nothing is kept: every batch comes from the stored pixels. Two threads
+    // share batches of 64 rows or more (the last, of 44, stays on one).
+    let mut da = Dense::for_model(&a)
+        .unwrap()
+        .with_keep_limit(0)
+        .with_threads(2);
+    let mut db = Dense::for_model(&b).unwrap().with_threads(2);
     let n = data.epoch_len(true);
-    let order = minima::rng::seeded(7, || Tensor::randperm(n, (Kind::Int64, Device::Cpu)));
-    for (step, start) in (0..n).step_by(10).enumerate() {
-        let len = 10.min(n - start);
-        let seed = 100 + step as i64;
+    let order = minima::rng::seeded(7, || {
+        Tensor::randint(n, [2 * n], (Kind::Int64, Device::Cpu))
+    });
+    for (step, start) in (0..2 * n).step_by(64).enumerate() {
+        let len = 64.min(2 * n - start);
+        let seed = (step % 2 == 0).then_some(100 + step as i64);
         let host = da
-            .step_rows(&pa, &mut sa, &data, &order, (start, len), Some(seed))
-            .expect("cropped uint8 images on the CPU are gathered from their pixels");
-        let batch = data.train_batch(&order.narrow(0, start, len), Some(seed));
+            .step_rows(&pa, &mut sa, &data, &order, (start, len), seed)
+            .expect("uint8 images on the CPU are gathered from their pixels");
+        let batch = data.train_batch(&order.narrow(0, start, len), seed);
         let libtorch = db.step_on(&pb, &mut sb, &batch).unwrap();
-        assert_eq!(host, libtorch, "rows {start}..{}", start + len);
+        assert_eq!(
+            host,
+            libtorch,
+            "rows {start}..{}, seed {seed:?}",
+            start + len
+        );
     }
-    // Un-augmented batches of such a split take libtorch's gather.
-    let plain = da.step_rows(&pa, &mut sa, &data, &order, (0, 10), None);
-    assert!(plain.is_none(), "un-augmented batches are left to libtorch");
     for (x, y) in pa.iter().zip(&pb) {
         assert!(x.equal(y));
     }

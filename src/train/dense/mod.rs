@@ -7,7 +7,8 @@
 //! five backward and one pass over the parameters, on buffers allocated once.
 //! A batch large enough is split by rows across torch's intra-op thread count, as
 //! libtorch splits its products: at batch 128 the mlp's step is sgemm-bound, so
-//! one thread leaves the second core idle.
+//! one thread leaves the second core idle. The threads are kept for the engine's
+//! lifetime (`crew`) and each gathers its own rows of the batch.
 //!
 //! The definitions are the libtorch path's, which are PyTorch's:
 //! - `torch.nn.Linear`: y = x Wᵀ + b, W of shape [out, in];
@@ -27,6 +28,7 @@
 //! Used by `train` for `arch: "mlp"` on the CPU with float32 weights and neither
 //! autocast nor a gradient scaler; `MINIMA_ENGINE=libtorch` turns it off.
 
+mod crew;
 mod crop;
 mod pass;
 mod pixels;
@@ -36,6 +38,7 @@ use crate::data::{Augmentation, Dataset, Inputs, Part, Split};
 use crate::metrics::evaluate::{evaluate, Score, EVAL_BATCH};
 use crate::models::{Arch, Model};
 use crate::slices::{floats, is_host_float, longs};
+use crew::Crew;
 pub use pass::Tally;
 use pass::{across, chunks, Pass};
 use pixels::Pixels;
@@ -93,6 +96,8 @@ pub struct Dense {
     /// `ROWS_PER_THREAD` rows or more per thread is split between them and their
     /// gradients summed, in a fixed order, into the first's.
     passes: Vec<Pass>,
+    /// The threads besides the caller's, one per pass after the first.
+    crew: Crew,
     /// Set while the engine uses more than one thread.
     torch: Option<OneTorchThread>,
     /// The training and test splits as model inputs, when small enough to keep.
@@ -100,8 +105,6 @@ pub struct Dense {
     /// Splits of at most this many values are kept (`CACHE_FLOATS`); larger
     /// ones are gathered from their stored pixels where they can be.
     keep_limit: usize,
-    batch_x: Vec<f32>,
-    batch_y: Vec<i64>,
 }
 
 impl Dense {
@@ -137,8 +140,7 @@ impl Dense {
             sizes,
             cached: [None, None],
             keep_limit: CACHE_FLOATS,
-            batch_x: Vec::new(),
-            batch_y: Vec::new(),
+            crew: Crew::new(0),
         };
         Some(dense.with_threads(threads))
     }
@@ -148,6 +150,7 @@ impl Dense {
     pub fn with_threads(mut self, threads: usize) -> Dense {
         let threads = threads.max(1);
         self.passes = (0..threads).map(|_| Pass::new(&self.sizes)).collect();
+        self.crew = Crew::new(threads - 1);
         if threads == 1 {
             self.torch = None;
         } else if self.torch.is_none() {
@@ -172,12 +175,19 @@ impl Dense {
             // only read until these slices are dropped, before the update.
             let weights: Vec<&[f32]> = params.iter().map(|p| unsafe { floats(p) }).collect();
             let weights = &weights[..];
-            across(&mut self.passes, b, |pass, rows| {
+            across(&self.crew, &mut self.passes, b, |pass, rows| {
                 let rows_x = &x[rows.start * width..rows.end * width];
                 pass.gradients(sizes, weights, (rows_x, &y[rows]), b)
             })
         };
-        let used = chunks(self.passes.len(), b);
+        self.update(params, sgd, b);
+        tally
+    }
+
+    /// Sums the passes' gradients of a `b`-row batch into the first's, in a fixed
+    /// order, and takes the SGD step with them.
+    fn update(&mut self, params: &[Tensor], sgd: &mut Sgd, b: usize) {
+        let used = chunks(self.passes.len().min(self.crew.size()), b);
         let (first, others) = self.passes.split_at_mut(1);
         for other in &others[..used - 1] {
             for (g, o) in first[0].grads.iter_mut().zip(&other.grads) {
@@ -185,15 +195,16 @@ impl Dense {
             }
         }
         sgd.step_host(params, &mut first[0].grads);
-        tally
     }
 
     /// One step on the `len` training examples at `order[start..start + len]`,
-    /// gathered on the host from the training split kept materialised (no tensor
-    /// operation per step). With `augment_seed`, images get SOTA's crop and flip
-    /// there too (`crop`), the batch `train_batch` would make. `None` when the
-    /// split is too large to keep or not float32, or the augmentation is not
-    /// crop+flip of images (the caller then takes `step_on`).
+    /// gathered on the host (no tensor operation per step) from the training
+    /// split kept materialised or, when it is too large to keep, from its stored
+    /// pixels, each thread gathering its own rows. With `augment_seed`, images
+    /// get SOTA's crop and flip there too (`crop`): the batch `train_batch`
+    /// would make. `None` when the split can be read neither way (a random-label
+    /// view too large to keep, inputs that are not images) or the augmentation
+    /// is not crop+flip of images (the caller then takes `step_on`).
     #[allow(clippy::too_many_arguments)]
     pub fn step_rows(
         &mut self,
@@ -224,55 +235,61 @@ impl Dense {
             _ => return None,
         };
         let kept = self.cache(data, Part::Train);
-        // Un-augmented batches of a split too large to keep measured slower
-        // gathered here than by libtorch (docs/PERFORMANCE.md): they take its path.
-        let pixels = match (&kept, &crop) {
-            (Some(_), _) => None,
-            (None, Some(_)) => Some(Pixels::of(data)?),
-            (None, None) => return None,
+        let pixels = match &kept {
+            Some(_) => None,
+            None => Some(Pixels::of(data)?),
         };
-        let width = self.sizes[0];
-        let (mut x, mut y) = (
-            std::mem::take(&mut self.batch_x),
-            std::mem::take(&mut self.batch_y),
-        );
-        x.clear();
-        y.clear();
-        // Filled only for rows read from stored pixels.
-        let mut row = Vec::new();
+        let (width, b) = (self.sizes[0], len as usize);
         // Safety: `order` is checked above; kept splits are contiguous CPU float
         // inputs and int64 labels (checked by `cache`), stored pixels contiguous
         // CPU uint8 and int64 labels (checked by `Pixels::of`); all only read here.
-        let (index, xs, ys) = unsafe {
+        // Parameters are contiguous CPU floats (checked in `for_model`), only read
+        // until these slices are dropped, before the update.
+        let (index, xs, ys, weights) = unsafe {
+            let index = &longs(order)[start as usize..start as usize + b];
+            let weights: Vec<&[f32]> = params.iter().map(|p| floats(p)).collect();
             match (&kept, &pixels) {
-                (Some(split), _) => (longs(order), floats(&split.x), longs(&split.y)),
-                (None, Some(p)) => (longs(order), &[][..], p.labels()),
+                (Some(split), _) => (index, floats(&split.x), longs(&split.y), weights),
+                (None, Some(p)) => (index, &[][..], p.labels(), weights),
                 (None, None) => return None,
             }
         };
-        let rows = ys.len();
-        for (k, &i) in index[start as usize..(start + len) as usize]
-            .iter()
-            .enumerate()
-        {
-            let i = i.rem_euclid(rows as i64) as usize;
-            let image = match &pixels {
-                Some(p) => {
-                    p.inputs(i, &mut row);
-                    &row[..]
+        let (sizes, n) = (&self.sizes[..], ys.len() as i64);
+        let slices = &weights[..];
+        // Each thread gathers (and crops) its own rows, then trains on them.
+        let tally = across(&self.crew, &mut self.passes, b, |pass, rows| {
+            let (mut x, mut y, mut row) = (
+                std::mem::take(&mut pass.x),
+                std::mem::take(&mut pass.y),
+                std::mem::take(&mut pass.row),
+            );
+            x.clear();
+            y.clear();
+            for k in rows {
+                let i = index[k].rem_euclid(n) as usize;
+                match (&pixels, &crop) {
+                    (Some(p), None) => p.extend(i, &mut x),
+                    (None, None) => x.extend_from_slice(&xs[i * width..(i + 1) * width]),
+                    (source, Some((shape, pad, fill, draws))) => {
+                        let image = match source {
+                            Some(p) => {
+                                row.clear();
+                                p.extend(i, &mut row);
+                                &row[..]
+                            }
+                            None => &xs[i * width..(i + 1) * width],
+                        };
+                        crop::push(&mut x, image, (shape, *pad, fill), draws, k);
+                    }
                 }
-                None => &xs[i * width..(i + 1) * width],
-            };
-            match &crop {
-                Some((shape, pad, fill, draws)) => {
-                    crop::push(&mut x, image, (shape, *pad, fill), draws, k)
-                }
-                None => x.extend_from_slice(image),
+                y.push(ys[i]);
             }
-            y.push(ys[i]);
-        }
-        let tally = self.step(params, sgd, &x, &y);
-        (self.batch_x, self.batch_y) = (x, y);
+            let tally = pass.gradients(sizes, slices, (&x, &y), b);
+            (pass.x, pass.y, pass.row) = (x, y, row);
+            tally
+        });
+        drop(weights);
+        self.update(params, sgd, b);
         Some(tally)
     }
 
@@ -353,13 +370,18 @@ impl Dense {
             }
             // Safety: checked just above; batches are not written meanwhile.
             let (xs, ys) = unsafe { (floats(&x), longs(&batch.y)) };
-            let Dense { sizes, passes, .. } = dense;
+            let Dense {
+                sizes,
+                passes,
+                crew,
+                ..
+            } = dense;
             let (sizes, width, weights) = (&sizes[..], sizes[0], &weights[..]);
             for (xb, yb) in xs
                 .chunks(EVAL_BATCH as usize * width)
                 .zip(ys.chunks(EVAL_BATCH as usize))
             {
-                tally += across(passes, yb.len(), |pass, rows| {
+                tally += across(crew, passes, yb.len(), |pass, rows| {
                     let rows_x = &xb[rows.start * width..rows.end * width];
                     pass.score(sizes, weights, rows_x, &yb[rows])
                 });

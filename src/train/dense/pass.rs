@@ -2,6 +2,8 @@
 //! products, the loss and its gradient, and the forward and backward pass of a
 //! block of rows; and how a batch is shared between threads.
 
+use super::crew::Crew;
+
 /// c = a·b + beta·c for a [m, k] (strides `a_rs`, `a_cs`), b [k, n] (strides
 /// `b_rs`, `b_cs`) and dense c [m, n]: matrixmultiply's blocked sgemm, which
 /// measured as fast here as hand kernels specialised to a small net's shapes.
@@ -103,6 +105,13 @@ pub(super) struct Pass {
     pub(super) grads: Vec<Vec<f32>>,
     delta: Vec<f32>,
     delta_prev: Vec<f32>,
+    /// The rows this thread gathered itself (`Dense::step_rows`): inputs, labels,
+    /// and one image before its crop.
+    pub(super) x: Vec<f32>,
+    pub(super) y: Vec<i64>,
+    pub(super) row: Vec<f32>,
+    /// What `work` returned in the last `across`.
+    tally: Tally,
 }
 
 impl Pass {
@@ -228,31 +237,48 @@ pub(super) fn chunks(threads: usize, rows: usize) -> usize {
     threads.min(rows / ROWS_PER_THREAD).max(1)
 }
 
+/// The passes handed out to the crew's threads, one each.
+struct Shares(*mut Pass);
+
+// Safety: `across` hands each pass to one thread only.
+unsafe impl Sync for Shares {}
+
+impl Shares {
+    /// Pass `k`.
+    ///
+    /// # Safety
+    /// `k` is within the slice, and no other reference to pass `k` lives meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, k: usize) -> &mut Pass {
+        &mut *self.0.add(k)
+    }
+}
+
 /// Runs `work` on consecutive row ranges of a `rows`-row batch, one per pass, the
-/// first on this thread and the others on scoped threads; tallies summed in order.
-pub(super) fn across<F>(passes: &mut [Pass], rows: usize, work: F) -> Tally
+/// first on this thread and the others on the crew's (at most one pass per crew
+/// thread); tallies summed in order.
+pub(super) fn across<F>(crew: &Crew, passes: &mut [Pass], rows: usize, work: F) -> Tally
 where
     F: Fn(&mut Pass, std::ops::Range<usize>) -> Tally + Sync,
 {
-    let chunks = chunks(passes.len(), rows);
+    let chunks = chunks(passes.len().min(crew.size()), rows);
     let range = |k: usize| k * rows / chunks..(k + 1) * rows / chunks;
-    let (first, others) = passes[..chunks].split_at_mut(1);
-    if others.is_empty() {
-        return work(&mut first[0], range(0));
+    if chunks == 1 {
+        return work(&mut passes[0], range(0));
     }
-    std::thread::scope(|s| {
-        let work = &work;
-        let handles: Vec<_> = others
-            .iter_mut()
-            .enumerate()
-            .map(|(k, pass)| s.spawn(move || work(pass, range(k + 1))))
-            .collect();
-        let mut tally = work(&mut first[0], range(0));
-        for h in handles {
-            tally += h.join().expect("a dense-engine thread does not panic");
+    let shares = Shares(passes.as_mut_ptr());
+    crew.run(&|k| {
+        if k < chunks {
+            // Safety: k < chunks ≤ passes.len(), and thread k alone takes pass k.
+            let pass = unsafe { shares.get(k) };
+            pass.tally = work(pass, range(k));
         }
-        tally
-    })
+    });
+    let mut tally = Tally::default();
+    for pass in &passes[..chunks] {
+        tally += pass.tally;
+    }
+    tally
 }
 
 #[cfg(test)]
@@ -272,7 +298,7 @@ mod tests {
     fn the_threads_cover_every_row_once() {
         let mut passes: Vec<Pass> = (0..3).map(|_| Pass::new(&[2, 2])).collect();
         let seen = std::sync::Mutex::new(vec![0; 128]);
-        let tally = across(&mut passes, 128, |_, rows| {
+        let tally = across(&Crew::new(2), &mut passes, 128, |_, rows| {
             let mut seen = seen.lock().unwrap();
             rows.clone().for_each(|r| seen[r] += 1);
             Tally {

@@ -5,16 +5,18 @@
 //! (a true division at each step, as libtorch's `div_` and `sub_`), so the batch
 //! is the libtorch path's bit for bit (tests/dense.rs) without a tensor
 //! operation per step. A pixel has 256 values, so each channel's 256 results
-//! are computed once and looked up: two divisions per pixel made the host gather
-//! slower than libtorch's (docs/PERFORMANCE.md).
+//! are computed once and looked up: two scalar divisions per pixel made the
+//! host gather slower than libtorch's, and in AVX-512 vectors (three times as
+//! fast as the table in isolation) no faster inside a step, where reading the
+//! rows' pixels from memory dominates (docs/PERFORMANCE.md).
 
 use crate::data::{Dataset, Inputs};
 use crate::slices::{bytes, longs};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
-pub struct Pixels {
-    x: Tensor,
-    y: Tensor,
+pub struct Pixels<'a> {
+    x: &'a [u8],
+    y: &'a [i64],
     /// Per channel, the model input of each pixel value.
     table: Vec<[f32; 256]>,
     /// Values per channel of one image.
@@ -22,11 +24,11 @@ pub struct Pixels {
     width: usize,
 }
 
-impl Pixels {
+impl<'a> Pixels<'a> {
     /// The training split's stored pixels when they can be read in place: uint8
     /// images on the CPU with int64 labels and no random-label view (whose
     /// zeroed values the libtorch path draws).
-    pub fn of(data: &Dataset) -> Option<Pixels> {
+    pub fn of(data: &'a Dataset) -> Option<Pixels<'a>> {
         let Inputs::Images { mean, std } = &data.inputs else {
             return None;
         };
@@ -48,9 +50,12 @@ impl Pixels {
             .zip(std)
             .map(|(&m, &s)| std::array::from_fn(|p| (p as f32 / 255.0 - m as f32) / s as f32))
             .collect();
+        // Safety: checked contiguous CPU uint8 and int64 just above; the split
+        // is borrowed, so only read while these slices live.
+        let (x, y) = unsafe { (bytes(x), longs(y)) };
         Some(Pixels {
-            x: x.shallow_clone(),
-            y: y.shallow_clone(),
+            x,
+            y,
             table,
             plane,
             width: plane * mean.len(),
@@ -58,20 +63,15 @@ impl Pixels {
     }
 
     /// The labels of every stored example.
-    ///
-    /// # Safety
-    /// Nothing writes to the split while the slice lives.
-    pub unsafe fn labels(&self) -> &[i64] {
-        longs(&self.y)
+    pub fn labels(&self) -> &'a [i64] {
+        self.y
     }
 
-    /// Example `i` as model inputs, written over `row`.
-    pub fn inputs(&self, i: usize, row: &mut Vec<f32>) {
-        // Safety: checked contiguous CPU uint8 in `of`; only read here.
-        let image = unsafe { &bytes(&self.x)[i * self.width..(i + 1) * self.width] };
-        row.clear();
+    /// Appends example `i` as model inputs to `out`.
+    pub fn extend(&self, i: usize, out: &mut Vec<f32>) {
+        let image = &self.x[i * self.width..(i + 1) * self.width];
         for (plane, table) in image.chunks(self.plane).zip(&self.table) {
-            row.extend(plane.iter().map(|&p| table[p as usize]));
+            out.extend(plane.iter().map(|&p| table[p as usize]));
         }
     }
 }
