@@ -1,13 +1,14 @@
 //! The engine's threads besides the caller's, kept for the engine's lifetime: a
 //! step hands each thread its share and waits for all of them.
 //!
-//! Why kept: a thread started per step (and joined) cost as much as a tenth of
-//! an mlp step of half a millisecond; a kept thread that sleeps between steps
-//! pays a wake-up instead. So each thread spins briefly after its share, long
-//! enough to catch the next step's work (the caller's SGD update and bookkeeping
-//! between steps take tens of microseconds), then sleeps until woken. libtorch's
-//! own workers are held at one thread while the engine has a crew
-//! (train/dense/mod.rs), so the spinning takes no core libtorch needs.
+//! Why kept: an mlp step takes about 350 µs on two threads, where starting and
+//! joining a thread each step is a noticeable share; with kept threads (each
+//! gathering its own rows as well) the step went from about 450 to 350 µs
+//! (docs/PERFORMANCE.md). Each thread spins briefly after its share, long
+//! enough to catch the next step's work (the caller's SGD update between steps
+//! takes about 20 µs), then sleeps until woken. libtorch's own workers are held
+//! at one thread while the engine has a crew (train/dense/mod.rs), so the
+//! spinning takes no core libtorch needs.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
