@@ -187,7 +187,7 @@ impl Dense {
     /// Sums the passes' gradients of a `b`-row batch into the first's, in a fixed
     /// order, and takes the SGD step with them.
     fn update(&mut self, params: &[Tensor], sgd: &mut Sgd, b: usize) {
-        let used = chunks(self.passes.len().min(self.crew.size()), b);
+        let used = chunks(self.passes.len(), b);
         let (first, others) = self.passes.split_at_mut(1);
         for other in &others[..used - 1] {
             for (g, o) in first[0].grads.iter_mut().zip(&other.grads) {

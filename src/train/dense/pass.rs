@@ -255,13 +255,14 @@ impl Shares {
 }
 
 /// Runs `work` on consecutive row ranges of a `rows`-row batch, one per pass, the
-/// first on this thread and the others on the crew's (at most one pass per crew
-/// thread); tallies summed in order.
+/// first on this thread and the others on the crew's (one crew thread per pass
+/// after the first); tallies summed in order.
 pub(super) fn across<F>(crew: &Crew, passes: &mut [Pass], rows: usize, work: F) -> Tally
 where
     F: Fn(&mut Pass, std::ops::Range<usize>) -> Tally + Sync,
 {
-    let chunks = chunks(passes.len().min(crew.size()), rows);
+    assert!(passes.len() <= crew.size(), "a crew thread for every pass");
+    let chunks = chunks(passes.len(), rows);
     let range = |k: usize| k * rows / chunks..(k + 1) * rows / chunks;
     if chunks == 1 {
         return work(&mut passes[0], range(0));
