@@ -84,7 +84,7 @@ fn table_1_ratios_are_checked_against_the_stated_limits() {
     // their rows say so and how far the search got; the second holds, no note.
     let notes = notes(&c);
     assert!(
-        notes[0].as_deref().is_some_and(|n| n.contains("probe F")),
+        notes[0].as_deref().is_some_and(|n| n.contains("probe S2")),
         "{notes:?}"
     );
     assert_eq!(notes[1], None);

@@ -147,7 +147,8 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
 
 /// `minima run SCRIPT` at the paper scripts' tiny settings (a cnn at width 0.25,
 /// two epochs, batch 16, one seed) on a generated 48-image Fashion-MNIST; `extra`
-/// replaces the tiny default of the same key.
+/// replaces the tiny default of the same key, and `-key` drops it (a setting the
+/// script's own protocol refuses).
 fn tiny_command(script: &str, dir: &Path, extra: &[&str]) -> std::process::Output {
     let data = dir.join("data");
     formats::fashion_mnist(&data.join("fashion_mnist"), 48, 32, false, 7);
@@ -164,11 +165,14 @@ fn tiny_command(script: &str, dir: &Path, extra: &[&str]) -> std::process::Outpu
         "seeds=1",
     ];
     let key = |set: &&str| set.split('=').next().unwrap_or_default().to_string();
-    let replaced: Vec<String> = extra.iter().map(key).collect();
+    let replaced: Vec<String> = extra
+        .iter()
+        .map(|set| key(set).trim_start_matches('-').to_string())
+        .collect();
     for set in tiny
         .iter()
         .filter(|s| !replaced.contains(&key(s)))
-        .chain(extra)
+        .chain(extra.iter().filter(|s| !s.starts_with('-')))
     {
         args.extend(["--set", set]);
     }
@@ -554,9 +558,51 @@ fn table2_trains_all_eight_mixes_from_both_inits() {
 
 #[test]
 fn fig5_and_fig6_measure_the_four_trained_models() {
+    // fig5's CPU scale: an mlp, every run on the paper's step shape (vanilla SGD
+    // its whole schedule, no stop at a fit), L2 scaled to a total Σ lr·wd.
     let dir = tempfile::tempdir().unwrap();
-    let (out, stdout) = tiny_run("fig5_norms", dir.path(), &[]);
+    let sets = [
+        "arch=mlp",
+        "hidden=16,8",
+        "epochs=3",
+        "l2_total=0.03",
+        "-max_epochs",
+        "-width",
+    ];
+    let (out, stdout) = tiny_run("fig5_norms", dir.path(), &sets);
     assert!(stdout.contains("Figure 5"), "{stdout}");
+    assert!(stdout.contains("mlp hidden 16,8"), "{stdout}");
+    let summary = read(&out, "summary");
+    assert_core_runs(&summary, 1);
+    assert_eq!(strings(&summary, "hidden"), ["[16, 8]"; 5]);
+    // 48 images in batches of 16: 3 steps per epoch; 3 epochs of the paper's
+    // shape at lr 0.1, 0.01, 0.001: Σ lr = 3 × 0.111.
+    let decay = column_f64(&summary, "weight_decay");
+    let heuristics = strings(&summary, "heuristic");
+    for (h, wd) in heuristics.iter().zip(&decay) {
+        let want = if h == "sota" {
+            0.03 / (3.0 * 0.111)
+        } else {
+            0.0
+        };
+        assert!(
+            (wd - want).abs() < 1e-12,
+            "{h}: weight decay {wd}, want {want}"
+        );
+    }
+    let history = read(&out, "history");
+    for (k, key) in run_keys(&summary).iter().enumerate() {
+        let rows = run_history(&history, key);
+        assert_steps(&rows, 0.1, 1, 2, &format!("{} run {key:?}", heuristics[k]));
+        if heuristics[k] != "algorithm1" {
+            assert_eq!(
+                rows.len(),
+                3,
+                "{}: every epoch of the schedule",
+                heuristics[k]
+            );
+        }
+    }
     let norms = read(&out, "metrics");
     has_columns(
         &norms,
@@ -792,21 +838,37 @@ fn paper_scale_cinic10_uses_the_300_epoch_schedule_and_stops_at_a_check() {
     }
 }
 
-/// Settings the paper's protocol has no place for are refused, naming the setting.
+/// Settings the paper's protocol has no place for are refused, naming the
+/// setting: at paper scale, and at CPU scale where a script runs the paper's
+/// protocol (fig5); so are values no protocol knows.
 #[test]
-fn paper_scale_refuses_cpu_scale_settings() {
+fn paper_protocol_refuses_cpu_protocol_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/paper/headline.rhai");
-    for (set, named) in [
-        ("max_epochs=5", "max_epochs"),
-        ("until_fit=true", "until_fit"),
+    for (script, scale, set, named) in [
+        ("headline", "paper", "max_epochs=5", "max_epochs"),
+        ("headline", "paper", "until_fit=true", "until_fit"),
+        ("headline", "paper", "protocol=cpu", "protocol"),
+        ("headline", "paper", "l2_total=1", "l2_total"),
+        ("headline", "cpu", "protocol=steps", "protocol"),
+        ("headline", "cpu", "l2_total=-1", "l2_total"),
+        ("headline", "cpu", "hidden=16", "hidden"),
+        ("headline", "cpu", "arch=mlp --set hidden=16,x", "hidden"),
+        ("headline", "cpu", "arch=mlp --set width=0.5", "width"),
+        ("fig5_norms", "cpu", "max_epochs=5", "max_epochs"),
+        ("fig5_norms", "cpu", "until_fit=false", "until_fit"),
     ] {
-        let out = minima(
-            &["run", script, "--set", "scale=paper", "--set", set, "-q"],
-            dir.path(),
-        );
-        assert_ne!(out.status.code(), Some(0));
+        let script = format!("{}/scripts/paper/{script}.rhai", env!("CARGO_MANIFEST_DIR"));
+        let scale = format!("scale={scale}");
+        let mut args = vec!["run", script.as_str(), "--set", scale.as_str(), "-q"];
+        for one in set.split(" --set ") {
+            args.extend(["--set", one]);
+        }
+        let out = minima(&args, dir.path());
+        assert_ne!(out.status.code(), Some(0), "{set}");
         let stderr = text(&out.stderr);
-        assert!(stderr.contains(&format!("--set {named}")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("--set {named}")),
+            "{set}: {stderr}"
+        );
     }
 }

@@ -117,6 +117,14 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
         },
     );
 
+    engine.register_fn(
+        "lr_at",
+        |lr: Dynamic, epoch: i64, epochs: i64| -> ScriptResult<f64> {
+            let schedule = super::schedule::parse(&lr).or_script()?;
+            Ok(schedule.at(epoch, epochs))
+        },
+    );
+
     engine.register_get("model", |r: &mut RunRef| r.model.clone());
     engine.register_get("data", |r: &mut RunRef| r.data.clone());
     engine.register_get("kind", |r: &mut RunRef| r.kind.clone());
