@@ -28,6 +28,7 @@ use minima::data::{
 use minima::metrics::evaluate::evaluate;
 use minima::models::{Arch, Model, ModelSpec};
 use minima::train::dense::Dense;
+use minima::train::precision::AutocastDevice;
 use minima::train::sgd::{Sgd, SgdOptions};
 use minima::train::step::{train_step, Batch, BatchTotals};
 use serde_json::{json, Value};
@@ -406,7 +407,8 @@ impl State {
             let batch = Batch {
                 index: &self.order.narrow(0, self.cursor, len),
                 augment_seed,
-                autocast: self.autocast,
+                // Autocast rows run on CUDA only (`--device cuda`).
+                autocast: self.autocast.then_some(AutocastDevice::Cuda),
             };
             train_step(
                 &self.model,

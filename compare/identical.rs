@@ -125,7 +125,7 @@ pub fn check(
             let batch = Batch {
                 index: &order.narrow(0, start, len),
                 augment_seed: None,
-                autocast: false,
+                autocast: None,
             };
             train_step(
                 &model,

@@ -101,7 +101,7 @@ fn both_ways_at(
                 let batch = Batch {
                     index: &order.narrow(0, start, len),
                     augment_seed: augment.then_some(epoch * 1000 + start),
-                    autocast: false,
+                    autocast: None,
                 };
                 train_step(
                     model,

@@ -23,7 +23,7 @@ fn lr_value(v: &Dynamic) -> Result<Value, String> {
 
 /// Why CPU autocast is not offered (measured in docs/TRAINING.md, "Device and
 /// precision").
-const CPU_AUTOCAST: &str = "where autocast is not offered: bf16 autocast measured 5.2x slower than fp32 on an AVX2 CPU without bf16 instructions (docs/TRAINING.md); use \"fp32\"";
+const CPU_AUTOCAST: &str = "without them bf16 autocast measured 5.2x slower than fp32 (an AVX2 CPU, docs/TRAINING.md); use \"fp32\"";
 
 typed_config! {
     /// The `train` config map, typed.
@@ -42,7 +42,7 @@ typed_config! {
         max_epochs: Option<i64> = key(POSITIVE_INT, D::Absent, "with stop_at_train_acc: keep going past `epochs` (at the last lr) up to this");
         eval_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between evaluations on the clean train and test splits");
         checkpoint_every: Option<i64> = key(POSITIVE_INT, D::Absent, "epochs between checkpoints (default: every 60 s of training, and at the end)");
-        precision: String = key(Rule::Str { choices: &["fp32", "bf16", "fp16"] }, D::Str("fp32"), "fp32; bf16 autocast or fp16 autocast with a gradient scaler (CUDA only)");
+        precision: String = key(Rule::Str { choices: &["fp32", "bf16", "fp16"] }, D::Str("fp32"), "fp32; bf16 autocast (CUDA, or a CPU with AVX512-BF16) or fp16 autocast with a gradient scaler (CUDA)");
         track: Vec<String> = key(Rule::Strs { choices: crate::metrics::track::TRACKABLE }, D::Str(""), "metrics added to the history every track_every epochs (docs/METRICS.md)");
         track_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between measurements of the tracked metrics");
     }
@@ -100,23 +100,28 @@ impl Settings {
         self.schedule.at(epoch, self.train.epochs)
     }
 
-    /// Whether the run autocasts: for "bf16" and "fp16", sets this thread's CUDA
-    /// autocast dtype (tch's `autocast` switches CUDA autocast on at whatever
-    /// dtype is set) and says yes; refused on the CPU.
-    pub fn autocast(&self, device: tch::Device) -> Result<bool> {
+    /// Which autocast the run uses: for "bf16" and "fp16" on CUDA, CUDA autocast
+    /// at that dtype; for "bf16" on a CPU with bf16 instructions, CPU autocast at
+    /// bfloat16 (each set for this thread). Refused on other CPUs, and fp16 on
+    /// any CPU, with the reason.
+    pub fn autocast(&self, device: tch::Device) -> Result<Option<precision::AutocastDevice>> {
         let precision = self.train.precision.as_str();
         let dtype = match precision {
             "bf16" => tch::Kind::BFloat16,
             "fp16" => tch::Kind::Half,
-            _ => return Ok(false),
+            _ => return Ok(None),
         };
-        if !device.is_cuda() {
-            bail!(
-                "train config: `precision: \"{precision}\"` needs a CUDA device; this run is on the CPU, {CPU_AUTOCAST}"
-            );
-        }
-        precision::set_autocast_dtype(precision::AutocastDevice::Cuda, dtype)?;
-        Ok(true)
+        let on = if device.is_cuda() {
+            precision::AutocastDevice::Cuda
+        } else if precision == "bf16" && precision::cpu_has_bf16() {
+            precision::AutocastDevice::Cpu
+        } else if precision == "bf16" {
+            bail!("train config: `precision: \"bf16\"` on the CPU needs bf16 instructions (AVX512-BF16), which this CPU lacks: {CPU_AUTOCAST}");
+        } else {
+            bail!("train config: `precision: \"fp16\"` needs a CUDA device; on the CPU use \"bf16\" (on a CPU with AVX512-BF16) or \"fp32\"");
+        };
+        precision::set_autocast_dtype(on, dtype)?;
+        Ok(Some(on))
     }
 
     /// fp16 needs a gradient scaler (its small range underflows gradients).

@@ -6,6 +6,7 @@ use super::checkpoint::{self, Position, State};
 use super::config::Settings;
 use super::dense::Dense;
 use super::history::{Epoch, Run, Status};
+use super::precision::AutocastDevice;
 use super::progress::Progress;
 use super::sgd::Sgd;
 use super::step::{score, train_step, Batch, BatchTotals};
@@ -115,7 +116,7 @@ struct Fit<'a> {
     data: &'a Dataset,
     settings: &'a Settings,
     saver: Saver,
-    autocast: bool,
+    autocast: Option<AutocastDevice>,
     params: Vec<Tensor>,
     /// The host engine of an mlp on the CPU (train/dense/), else `None`.
     dense: Option<Dense>,
@@ -134,11 +135,11 @@ impl<'a> Fit<'a> {
         init: &Model,
         data: &'a Dataset,
         settings: &'a Settings,
-        (saver, autocast): (Saver, bool),
+        (saver, autocast): (Saver, Option<AutocastDevice>),
         mut state: State,
     ) -> Fit<'a> {
         state.sgd.scaler = settings.scaler();
-        let host_engine = !autocast && state.sgd.scaler.is_none();
+        let host_engine = autocast.is_none() && state.sgd.scaler.is_none();
         let t = &settings.train;
         Fit {
             params: state.model.parameters(),

@@ -1,9 +1,10 @@
 //! Mixed precision: the libtorch autocast switches tch does not bind (compiled
 //! from src/train/autocast_shim.cpp by build.rs) and fp16's gradient scaler.
 //!
-//! `precision: "bf16"` runs CUDA autocast with dtype bfloat16, `"fp16"` with
+//! `precision: "bf16"` runs CUDA autocast with dtype bfloat16, or CPU autocast
+//! (bfloat16) on a CPU with bf16 instructions; `"fp16"` CUDA autocast with
 //! float16 and a [`GradScaler`]; a training step's [`with_autocast`] turns on
-//! CUDA autocast at whatever dtype is set, float16 unless told otherwise.
+//! its device's autocast at whatever dtype is set.
 
 use anyhow::{bail, Result};
 use std::os::raw::c_int;
@@ -68,15 +69,30 @@ pub fn set_autocast_enabled(device: AutocastDevice, enabled: bool) -> Result<boo
     }
 }
 
-/// Runs `f` under CUDA autocast (at this thread's dtype) when `enabled`, entering
+/// Whether this CPU has bf16 dot-product instructions (AVX512-BF16; every CPU
+/// with AMX has them too), where CPU bf16 autocast was measured faster than
+/// float32 (docs/TRAINING.md); without them libtorch emulates bf16 and the same
+/// autocast measured 5.2x slower.
+pub fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Runs `f` under `device`'s autocast (at this thread's dtype for it), entering
 /// and leaving it as `torch.autocast` does: nesting counted, the cast cache
 /// cleared when the outermost region ends. (`tch::autocast` goes through
 /// libtorch's deprecated switch, which warns on every step, even when off.)
-pub fn with_autocast<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
-    if !enabled {
+pub fn with_autocast<T>(device: Option<AutocastDevice>, f: impl FnOnce() -> T) -> T {
+    let Some(device) = device else {
         return f();
-    }
-    let device = AutocastDevice::Cuda as c_int;
+    };
+    let device = device as c_int;
     // SAFETY: the shim switches thread-locals of libtorch and catches exceptions;
     // exit restores what enter found.
     let was = unsafe { minima_autocast_enter(device) };
@@ -169,18 +185,28 @@ mod tests {
         assert!(set_autocast_dtype(AutocastDevice::Cuda, Kind::Int64).is_err());
     }
 
-    /// Inside, CUDA autocast is on (switching it on again reports it was);
-    /// after, it is off again, and nested regions restore the outer state.
+    /// Inside, the device's autocast is on (switching it on again reports it
+    /// was) and the other device's is not; after, it is off again, and nested
+    /// regions restore the outer state.
     #[test]
-    fn with_autocast_enters_and_leaves_cuda_autocast() {
-        let on = || set_autocast_enabled(AutocastDevice::Cuda, true).unwrap();
-        assert!(with_autocast(true, on));
-        assert!(!set_autocast_enabled(AutocastDevice::Cuda, false).unwrap());
-        assert!(!with_autocast(false, on));
-        assert!(set_autocast_enabled(AutocastDevice::Cuda, false).unwrap());
-        let nested = with_autocast(true, || (with_autocast(true, on), on()));
-        assert_eq!(nested, (true, true));
-        assert!(!set_autocast_enabled(AutocastDevice::Cuda, false).unwrap());
+    fn with_autocast_enters_and_leaves_the_devices_autocast() {
+        for (device, other) in [
+            (AutocastDevice::Cuda, AutocastDevice::Cpu),
+            (AutocastDevice::Cpu, AutocastDevice::Cuda),
+        ] {
+            let on = || set_autocast_enabled(device, true).unwrap();
+            let other_on = || set_autocast_enabled(other, false).unwrap();
+            assert_eq!(
+                with_autocast(Some(device), || (on(), other_on())),
+                (true, false)
+            );
+            assert!(!set_autocast_enabled(device, false).unwrap());
+            assert!(!with_autocast(None, on));
+            assert!(set_autocast_enabled(device, false).unwrap());
+            let nested = with_autocast(Some(device), || (with_autocast(Some(device), on), on()));
+            assert_eq!(nested, (true, true));
+            assert!(!set_autocast_enabled(device, false).unwrap());
+        }
     }
 
     #[test]

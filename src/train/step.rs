@@ -2,7 +2,7 @@
 //! through the same engine.
 
 use super::dense::{Dense, Tally};
-use super::precision::with_autocast;
+use super::precision::{with_autocast, AutocastDevice};
 use super::sgd::Sgd;
 use crate::data::{Dataset, Part};
 use crate::metrics::evaluate::{cross_entropy, evaluate, Score};
@@ -77,7 +77,7 @@ pub struct Batch<'a> {
     /// Positions in `0..data.epoch_len(augment)`.
     pub index: &'a Tensor,
     pub augment_seed: Option<i64>,
-    pub autocast: bool,
+    pub autocast: Option<AutocastDevice>,
 }
 
 /// One SGD step, exactly as `train` takes it: the batch (augmented, normalised),
