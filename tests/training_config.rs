@@ -248,3 +248,25 @@ fn bf16_on_the_cpu_trains_under_autocast_or_is_refused_with_the_reason() {
         "the same weights: no autocast? {bf16:?}"
     );
 }
+
+/// `lr_at` is the trainer's own schedule: the lr `train` records per epoch.
+#[test]
+fn lr_at_gives_the_lr_train_uses() {
+    let lrs: Array = eval(&format!(
+        "{TOY}let lr = #{{ schedule: \"cosine\", base: 0.1, min: 0.0 }};
+        let h = train(m, d, #{{ epochs: 4, batch_size: 5, lr: lr }}).history;
+        let out = [];
+        for e in 1..=4 {{ out.push([lr_at(lr, e, 4), h[e - 1].epoch_lr]); }}
+        out.push([lr_at(#{{ schedule: \"piecewise\", values: [0.1, 0.01], starts: [1, 3] }}, 3, 5), 0.01]);
+        out.push([lr_at(0.5, 7, 9), 0.5]);
+        out"
+    ));
+    for pair in lrs {
+        let pair: Array = pair.cast();
+        let (got, want) = (pair[0].as_float().unwrap(), pair[1].as_float().unwrap());
+        assert!((got - want).abs() < 1e-15, "{got} against {want}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let e = run_text(dir.path(), "lr_at(#{ schedule: \"linear\" }, 1, 5);").unwrap_err();
+    assert!(e.contains("unknown schedule \"linear\""), "{e}");
+}
