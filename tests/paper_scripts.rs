@@ -572,6 +572,10 @@ fn fig5_and_fig6_measure_the_four_trained_models() {
     let (out, stdout) = tiny_run("fig5_norms", dir.path(), &sets);
     assert!(stdout.contains("Figure 5"), "{stdout}");
     assert!(stdout.contains("mlp hidden 16,8"), "{stdout}");
+    assert!(
+        stdout.contains("the paper's protocol over 3 epochs, L2 with Σ lr·wd = 0.03"),
+        "{stdout}"
+    );
     let summary = read(&out, "summary");
     assert_core_runs(&summary, 1);
     assert_eq!(strings(&summary, "hidden"), ["[16, 8]"; 5]);
