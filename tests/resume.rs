@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 const SCRIPT: &str = r#"
 let d = toy(#{ n_train: 20, n_test: 20 });
 let m = model(#{ arch: "mlp", hidden: [32] }, d);
-let cfg = #{ epochs: param("epochs", 1200), batch_size: 10, lr: 0.05, momentum: 0.9,
+// The first run's lr decays on a plateau of its train accuracy: a resumed run
+// must rebuild that state from the epochs it recorded.
+let cfg = #{ epochs: param("epochs", 1200), batch_size: 10, momentum: 0.9,
+             lr: #{ schedule: "plateau", base: 0.05, factor: 0.5, patience: 29, min: 0.001 },
              weight_decay: 5e-4, augment: true, checkpoint_every: 50 };
 record(train(m, d, cfg), #{ part: "first" });
-record(train(m, random_labels(d), cfg + #{ epochs: 50 }), #{ part: "second" });
+record(train(m, random_labels(d), cfg + #{ epochs: 50, lr: 0.05 }), #{ part: "second" });
 "#;
 
 fn same_weights(a: &Path, b: &Path) {
@@ -80,6 +83,19 @@ fn interrupted_then_resumed(signal: &str) {
         .collect();
     let expected: Vec<i64> = (1..=1200).chain(1..=50).collect();
     assert_eq!(epochs, expected, "every epoch exactly once");
+    let lrs: Vec<f64> = history
+        .column("epoch_lr")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    assert!(
+        lrs[..1200].contains(&0.025) && lrs[1199] == 0.001,
+        "the first run's lr decays to its floor: {:?}",
+        &lrs[..1200]
+    );
     let summary =
         minima::results::parquet::read_parquet(&dir.path().join("cut/summary.parquet")).unwrap();
     assert_eq!(summary.height(), 2);
@@ -94,7 +110,7 @@ fn interrupted_then_resumed(signal: &str) {
     assert_eq!(summary.height(), 2, "no run recorded twice");
     std::fs::write(
         dir.path().join("s.rhai"),
-        SCRIPT.replace("lr: 0.05", "lr: 0.07"),
+        SCRIPT.replace("base: 0.05", "base: 0.07"),
     )
     .unwrap();
     let changed = minima(&["run", "cut", "-q"], dir.path());

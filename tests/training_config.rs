@@ -270,3 +270,78 @@ fn lr_at_gives_the_lr_train_uses() {
     let e = run_text(dir.path(), "lr_at(#{ schedule: \"linear\" }, 1, 5);").unwrap_err();
     assert!(e.contains("unknown schedule \"linear\""), "{e}");
 }
+
+/// torch's ReduceLROnPlateau(mode="max", threshold=0, threshold_mode="abs"),
+/// stepped after each epoch on its train accuracy, written out again here.
+fn plateau_lrs(accs: &[f64], base: f64, factor: f64, patience: i64, min: f64) -> Vec<f64> {
+    let (mut lr, mut best, mut bad) = (base, f64::NEG_INFINITY, 0);
+    let mut used = Vec::new();
+    for &acc in accs {
+        used.push(lr);
+        if acc > best {
+            (best, bad) = (acc, 0);
+        } else {
+            bad += 1;
+        }
+        if bad > patience {
+            let lower = (lr * factor).max(min);
+            if lr - lower > 1e-8 {
+                lr = lower;
+            }
+            bad = 0;
+        }
+    }
+    used
+}
+
+#[test]
+fn a_plateau_schedule_lowers_the_lr_when_train_accuracy_stops_improving() {
+    // Random labels at a small lr: train accuracy stalls and the lr steps down.
+    let h: Array = eval(&format!(
+        "{TOY}train(m, random_labels(d), #{{ epochs: 12, batch_size: 5, eval_every: 6,
+            lr: #{{ schedule: \"plateau\", base: 0.01, factor: 0.5, patience: 1, min: 0.002 }} }}).history"
+    ));
+    // Measured every epoch whatever eval_every says: the schedule needs it.
+    let accs: Vec<f64> = h
+        .iter()
+        .map(|row| {
+            row.read_lock::<Map>().unwrap()["train_acc"]
+                .as_float()
+                .unwrap_or_else(|_| panic!("train_acc missing: {row}"))
+        })
+        .collect();
+    let lrs: Vec<f64> = h
+        .iter()
+        .map(|row| {
+            row.read_lock::<Map>().unwrap()["epoch_lr"]
+                .as_float()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        lrs,
+        plateau_lrs(&accs, 0.01, 0.5, 1, 0.002),
+        "accs {accs:?}"
+    );
+    assert!(
+        lrs.contains(&0.005) && lrs[11] < 0.01,
+        "{lrs:?} (accs {accs:?})"
+    );
+    // The test split keeps its cadence.
+    let tested = h
+        .iter()
+        .filter(|row| !row.read_lock::<Map>().unwrap()["test_acc"].is_unit())
+        .count();
+    assert_eq!(tested, 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let e = run_text(
+        dir.path(),
+        "lr_at(#{ schedule: \"plateau\", base: 0.1, factor: 0.3, patience: 9 }, 1, 5);",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("depends on the run's train accuracy") && e.contains("test.rhai:1"),
+        "{e}"
+    );
+}

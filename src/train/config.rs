@@ -30,7 +30,7 @@ typed_config! {
     pub struct TrainConfig as TRAIN("train config") {
         epochs: i64 = key(POSITIVE_INT, D::Int(350), "epochs to run (the schedule's length)");
         batch_size: i64 = key(POSITIVE_INT, D::Int(128), "examples per SGD step");
-        lr: Value = key(Rule::Custom(lr_value), D::Float(0.1), "learning rate: a number or a schedule map (piecewise, step, cosine)");
+        lr: Value = key(Rule::Custom(lr_value), D::Float(0.1), "learning rate: a number or a schedule map (piecewise, step, cosine, plateau: docs/TRAINING.md)");
         momentum: f64 = key(UNIT, D::Float(0.0), "SGD momentum (paper: 0.9)");
         dampening: f64 = key(UNIT, D::Float(0.0), "momentum dampening");
         weight_decay: f64 = key(NONNEG, D::Float(0.0), "L2 regularisation added to the gradient (paper: 5e-4)");

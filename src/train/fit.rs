@@ -8,6 +8,7 @@ use super::dense::Dense;
 use super::history::{Epoch, Run, Status};
 use super::precision::AutocastDevice;
 use super::progress::Progress;
+use super::schedule::{Plateau, Schedule};
 use super::sgd::Sgd;
 use super::step::{score, train_step, Batch, BatchTotals};
 use crate::data::{Dataset, Part};
@@ -124,6 +125,8 @@ struct Fit<'a> {
     tracker: Tracker,
     started: Instant,
     last_save: Instant,
+    /// A plateau schedule's state (train accuracy is then measured every epoch).
+    plateau: Option<Plateau>,
     /// The epoch under way: when it started, its lr and its examples.
     epoch_start: Instant,
     lr: f64,
@@ -156,6 +159,7 @@ impl<'a> Fit<'a> {
             tracker: Tracker::new(&t.track, t.track_every, init),
             started: Instant::now() - Duration::from_secs_f64(state.position.elapsed_s),
             last_save: Instant::now(),
+            plateau: plateau_so_far(&settings.schedule, &state),
             epoch_start: Instant::now(),
             lr: 0.0,
             n: 0,
@@ -177,7 +181,10 @@ impl<'a> Fit<'a> {
             0.0
         };
         self.epoch_start = Instant::now() - Duration::from_secs_f64(spent);
-        self.lr = self.settings.lr_at(epoch);
+        self.lr = match &self.plateau {
+            Some(p) => p.lr(),
+            None => self.settings.lr_at(epoch),
+        };
         self.state.sgd.options.lr = self.lr;
         let epoch_seed = crate::rng::derive(t.seed, epoch);
         self.n = data.epoch_len(t.augment);
@@ -246,8 +253,11 @@ impl<'a> Fit<'a> {
         let check_due = t.stop_at_train_acc.is_some() && epoch % t.check_every == 0;
         let eval_due = epoch % t.eval_every == 0 || epoch == limit || !batch.loss.is_finite();
         let model = &self.state.model;
-        let train =
-            (eval_due || check_due).then(|| score(&mut self.dense, model, data, Part::Train));
+        let train = (eval_due || check_due || self.plateau.is_some())
+            .then(|| score(&mut self.dense, model, data, Part::Train));
+        if let (Some(p), Some(s)) = (self.plateau.as_mut(), train) {
+            p.observe(s.acc);
+        }
         let reached = check_due
             && t.stop_at_train_acc
                 .zip(train)
@@ -295,6 +305,19 @@ impl<'a> Fit<'a> {
         self.saver.save(&mut self.state)?;
         Ok(self.state)
     }
+}
+
+/// A plateau schedule's state after the epochs in the run's history: a resumed
+/// run replays the train accuracies it recorded (every epoch, under this schedule).
+fn plateau_so_far(schedule: &Schedule, state: &State) -> Option<Plateau> {
+    let Schedule::Plateau(rule) = schedule else {
+        return None;
+    };
+    let mut plateau = Plateau::new(rule);
+    for s in state.position.history.iter().filter_map(|e| e.train) {
+        plateau.observe(s.acc);
+    }
+    Some(plateau)
 }
 
 fn check_fits(init: &Model, data: &Dataset) -> Result<()> {

@@ -121,6 +121,9 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
         "lr_at",
         |lr: Dynamic, epoch: i64, epochs: i64| -> ScriptResult<f64> {
             let schedule = super::schedule::parse(&lr).or_script()?;
+            if let super::schedule::Schedule::Plateau(_) = schedule {
+                return Err("lr_at: a \"plateau\" schedule's lr depends on the run's train accuracy; a run's history has the lr of each epoch (column `epoch_lr`)".into());
+            }
             Ok(schedule.at(epoch, epochs))
         },
     );
