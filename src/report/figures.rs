@@ -254,44 +254,15 @@ fn last_tracked(h: &DataFrame) -> Result<Option<DataFrame>> {
 }
 
 /// Pictures the run folders hold (e.g. fig1.png): copied into the report's
-/// `pictures/` (named by their folder, so the report folder stands alone) and shown. `out` itself is left out.
+/// `pictures/` (named by their folder, so the report folder stands alone) and shown.
+/// Looked for in the run folder, its sweep configurations' folders (`parts/<id>/`,
+/// where a sweep's scripts write them) and the same in each run folder of a folder
+/// of runs; `out` itself is left out.
 pub fn pictures(results: &Path, out: &Path, written: &mut Vec<PathBuf>) -> Result<Part> {
     let out_abs = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
-    let pngs = |dir: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "png"))
-                    .filter(|p| {
-                        !p.file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
-    let mut found: Vec<(String, PathBuf)> = pngs(results)
-        .into_iter()
-        .map(|p| (String::new(), p))
-        .collect();
-    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(results)
-        .with_context(|| format!("cannot list {}", results.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .filter(|p| p.canonicalize().map_or(true, |c| c != out_abs))
-        .collect();
-    subdirs.sort();
-    for d in subdirs {
-        let name = d
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        found.extend(pngs(&d).into_iter().map(|p| (name.clone(), p)));
-    }
+    let mut found = Vec::new();
+    png_files(results, "", PICTURE_DEPTH, &out_abs, &mut found)
+        .with_context(|| format!("cannot list {}", results.display()))?;
     if found.is_empty() {
         return Ok(Part::Missing(
             "Figure 1 (decision boundaries): no PNG pictures in the run folders (fig1_toy.rhai writes fig1.png)".into(),
@@ -308,7 +279,7 @@ pub fn pictures(results: &Path, out: &Path, written: &mut Vec<PathBuf>) -> Resul
         let name = if folder.is_empty() {
             file.clone()
         } else {
-            format!("{folder}-{file}")
+            format!("{}-{file}", folder.replace('/', "-"))
         };
         let bytes =
             std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
@@ -323,4 +294,57 @@ pub fn pictures(results: &Path, out: &Path, written: &mut Vec<PathBuf>) -> Resul
         text += &format!("\n### {shown}\n\n![{shown}](pictures/{name})\n");
     }
     Ok(Part::Shown(text))
+}
+
+/// Folder levels below the results `pictures` looks in: a folder of run folders
+/// holding sweeps (`<run>/parts/<id>/`).
+const PICTURE_DEPTH: usize = 3;
+
+/// The PNG files in `dir` (labelled `folder`, its path below the results) and in
+/// its subfolders down to `depth` more levels, each folder's sorted by name;
+/// report folders are skipped.
+fn png_files(
+    dir: &Path,
+    folder: &str,
+    depth: usize,
+    out_abs: &Path,
+    found: &mut Vec<(String, PathBuf)>,
+) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = entries.into_iter().partition(|p| p.is_dir());
+    found.extend(
+        files
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .map(|p| (folder.to_string(), p)),
+    );
+    if depth == 0 {
+        return Ok(());
+    }
+    for d in dirs {
+        // Reports (this one, or earlier ones inside the runs) hold copies.
+        if d.canonicalize().is_ok_and(|c| c == out_abs) || d.join("report.md").is_file() {
+            continue;
+        }
+        let name = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let label = if folder.is_empty() {
+            name
+        } else {
+            format!("{folder}/{name}")
+        };
+        // A folder that cannot be listed holds no pictures we can show.
+        let _ = png_files(&d, &label, depth - 1, out_abs, found);
+    }
+    Ok(())
 }
