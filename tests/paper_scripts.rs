@@ -118,6 +118,40 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
             ratios.iter().all(|&r| r <= 0.5)
         ]
     );
+    // (b)'s lr decays on a plateau of its train accuracy, once per 10,000 epochs
+    // without a better one, from 0.1; a run that fits stops there.
+    let (settings, lrs) = (strs(&history, "setting"), floats(&history, "epoch_lr"));
+    let b_lrs: Vec<f64> = settings
+        .iter()
+        .zip(&lrs)
+        .filter(|(s, _)| s.as_str() == "b")
+        .map(|(_, lr)| lr.unwrap())
+        .collect();
+    assert_eq!(b_lrs[0], 0.1);
+    // Two seeds' (b) one after the other: each starts again at 0.1.
+    assert!(
+        b_lrs
+            .windows(2)
+            .all(|w| w[1] == w[0] || w[1] == w[0] * 0.3 || w[1] == 0.1),
+        "(b)'s lr steps down by x0.3 only"
+    );
+    assert!(b_lrs.contains(&(0.1 * 0.3)), "(b) meets a plateau");
+    let epochs_b = ints(&summary, "epochs_run");
+    for seed in 0..2 {
+        let fitted = train[4 * seed + 1] == 1.0;
+        assert!(fitted || epochs_b[4 * seed + 1] == 40000, "{epochs_b:?}");
+    }
+
+    // The report finds each seed's picture in its configuration's folder.
+    let report = minima(&["report", "fig1"], dir.path());
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    let md = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    for (seed, picture) in [(0, "fig1.png"), (1, "fig1-seed1.png")] {
+        let copy = format!("pictures/parts-{}-{picture}", ids[4 * seed]);
+        assert!(md.contains(&format!("]({copy})")), "{md}");
+        let png = std::fs::read(run.join("report").join(copy)).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
 }
 
 /// Runs `scripts/paper/NAME.rhai` at a tiny scale on a generated 48-image
