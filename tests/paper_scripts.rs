@@ -142,11 +142,18 @@ fn figure_1_reproduces_the_bad_minimum_on_the_toy() {
         assert!(fitted || epochs_b[4 * seed + 1] == 40000, "{epochs_b:?}");
     }
 
-    // The report finds each seed's picture in its configuration's folder.
+    // The report finds each seed's picture in its configuration's folder and
+    // shows them in grid order, each under the settings that made it.
     let report = minima(&["report", "fig1"], dir.path());
     assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
     let md = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    let mut at = 0;
     for (seed, picture) in [(0, "fig1.png"), (1, "fig1-seed1.png")] {
+        let heading = format!("### parts/{}/{picture} (seed = {seed})", ids[4 * seed]);
+        let found = md[at..]
+            .find(&heading)
+            .unwrap_or_else(|| panic!("{heading}: {md}"));
+        at += found + heading.len();
         let copy = format!("pictures/parts-{}-{picture}", ids[4 * seed]);
         assert!(md.contains(&format!("]({copy})")), "{md}");
         let png = std::fs::read(run.join("report").join(copy)).unwrap();

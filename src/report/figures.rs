@@ -271,7 +271,12 @@ pub fn pictures(results: &Path, out: &Path, written: &mut Vec<PathBuf>) -> Resul
     let mut text = String::from(
         "## Pictures from the run folders\n\nDecision boundaries (Figure 1) and any other picture a script drew, copied here.\n",
     );
-    for (folder, src) in found {
+    for Found {
+        folder,
+        path: src,
+        config,
+    } in found
+    {
         let file = src
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -291,7 +296,11 @@ pub fn pictures(results: &Path, out: &Path, written: &mut Vec<PathBuf>) -> Resul
         } else {
             format!("{folder}/{file}")
         };
-        text += &format!("\n### {shown}\n\n![{shown}](pictures/{name})\n");
+        let heading = match config {
+            Some(settings) => format!("{shown} ({settings})"),
+            None => shown.clone(),
+        };
+        text += &format!("\n### {heading}\n\n![{shown}](pictures/{name})\n");
     }
     Ok(Part::Shown(text))
 }
@@ -300,15 +309,40 @@ pub fn pictures(results: &Path, out: &Path, written: &mut Vec<PathBuf>) -> Resul
 /// holding sweeps (`<run>/parts/<id>/`).
 const PICTURE_DEPTH: usize = 3;
 
+/// A picture found in the results: the folder it is in (its path below the
+/// results), the file, and what produced that folder when it is a sweep
+/// configuration's (`seed = 1`).
+struct Found {
+    folder: String,
+    path: PathBuf,
+    config: Option<String>,
+}
+
+/// A sweep configuration folder's place in its grid and its settings, from its
+/// `configuration.json`.
+fn configuration(dir: &Path) -> Option<(i64, String)> {
+    let text =
+        std::fs::read_to_string(dir.join(crate::results::part_folder::CONFIGURATION)).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let settings = json["config"]
+        .as_object()?
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some((json["index"].as_i64()?, settings))
+}
+
 /// The PNG files in `dir` (labelled `folder`, its path below the results) and in
-/// its subfolders down to `depth` more levels, each folder's sorted by name;
-/// report folders are skipped.
+/// its subfolders down to `depth` more levels, each folder's files by name and
+/// its subfolders in grid order (sweep configurations) or by name; report
+/// folders are skipped.
 fn png_files(
     dir: &Path,
     folder: &str,
     depth: usize,
     out_abs: &Path,
-    found: &mut Vec<(String, PathBuf)>,
+    found: &mut Vec<Found>,
 ) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
@@ -320,16 +354,32 @@ fn png_files(
         .collect();
     entries.sort();
     let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = entries.into_iter().partition(|p| p.is_dir());
+    let config = configuration(dir).map(|(_, settings)| settings);
     found.extend(
         files
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "png"))
-            .map(|p| (folder.to_string(), p)),
+            .map(|path| Found {
+                folder: folder.to_string(),
+                path,
+                config: config.clone(),
+            }),
     );
     if depth == 0 {
         return Ok(());
     }
-    for d in dirs {
+    let mut dirs: Vec<(Option<i64>, PathBuf)> = dirs
+        .into_iter()
+        .map(|d| (configuration(&d).map(|(index, _)| index), d))
+        .collect();
+    // Configurations first, in grid order; other folders after them, by name.
+    dirs.sort_by(|(a, da), (b, db)| match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => da.cmp(db),
+    });
+    for (_, d) in dirs {
         // Reports (this one, or earlier ones inside the runs) hold copies.
         if d.canonicalize().is_ok_and(|c| c == out_abs) || d.join("report.md").is_file() {
             continue;
