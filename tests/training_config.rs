@@ -271,15 +271,24 @@ fn lr_at_gives_the_lr_train_uses() {
     assert!(e.contains("unknown schedule \"linear\""), "{e}");
 }
 
-/// torch's ReduceLROnPlateau(mode="max", threshold=0, threshold_mode="abs"),
-/// stepped after each epoch on its train accuracy, written out again here.
-fn plateau_lrs(accs: &[f64], base: f64, factor: f64, patience: i64, min: f64) -> Vec<f64> {
-    let (mut lr, mut best, mut bad) = (base, f64::NEG_INFINITY, 0);
+/// torch's ReduceLROnPlateau(mode="max" or "min", threshold=0,
+/// threshold_mode="abs"), stepped after each epoch, written out again here.
+fn plateau_lrs(
+    values: &[f64],
+    max: bool,
+    (base, factor, patience, min): (f64, f64, i64, f64),
+) -> Vec<f64> {
+    let (mut lr, mut bad) = (base, 0);
+    let mut best = if max {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
     let mut used = Vec::new();
-    for &acc in accs {
+    for &v in values {
         used.push(lr);
-        if acc > best {
-            (best, bad) = (acc, 0);
+        if (max && v > best) || (!max && v < best) {
+            (best, bad) = (v, 0);
         } else {
             bad += 1;
         }
@@ -320,7 +329,7 @@ fn a_plateau_schedule_lowers_the_lr_when_train_accuracy_stops_improving() {
         .collect();
     assert_eq!(
         lrs,
-        plateau_lrs(&accs, 0.01, 0.5, 1, 0.002),
+        plateau_lrs(&accs, true, (0.01, 0.5, 1, 0.002)),
         "accs {accs:?}"
     );
     assert!(
@@ -334,6 +343,34 @@ fn a_plateau_schedule_lowers_the_lr_when_train_accuracy_stops_improving() {
         .count();
     assert_eq!(tested, 2);
 
+    // On the test loss: the test split is then evaluated every epoch instead.
+    let h: Array = eval(&format!(
+        "{TOY}train(m, random_labels(d), #{{ epochs: 8, batch_size: 5, eval_every: 4,
+            lr: #{{ schedule: \"plateau\", base: 0.05, factor: 0.5, patience: 0, metric: \"test_loss\" }} }}).history"
+    ));
+    let losses: Vec<f64> = h
+        .iter()
+        .map(|row| {
+            row.read_lock::<Map>().unwrap()["test_loss"]
+                .as_float()
+                .unwrap_or_else(|_| panic!("test_loss missing: {row}"))
+        })
+        .collect();
+    let lrs: Vec<f64> = h
+        .iter()
+        .map(|row| {
+            row.read_lock::<Map>().unwrap()["epoch_lr"]
+                .as_float()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        lrs,
+        plateau_lrs(&losses, false, (0.05, 0.5, 0, 0.0)),
+        "losses {losses:?}"
+    );
+    assert!(lrs[7] < 0.05, "the test loss stops falling: {lrs:?} ({losses:?})");
+
     let dir = tempfile::tempdir().unwrap();
     let e = run_text(
         dir.path(),
@@ -341,7 +378,7 @@ fn a_plateau_schedule_lowers_the_lr_when_train_accuracy_stops_improving() {
     )
     .unwrap_err();
     assert!(
-        e.contains("depends on the run's train accuracy") && e.contains("test.rhai:1"),
+        e.contains("depends on the run's measurements") && e.contains("test.rhai:1"),
         "{e}"
     );
 }

@@ -8,7 +8,7 @@ use crate::kit::docs::{doc, prop, Doc, Property};
 
 pub const FUNCTIONS: &[Doc] = &[
     doc("train", "Trains a copy of the model with SGD; returns the Run (the model passed in is unchanged).", "let r = train(m, d, #{ epochs: 20, lr: 0.1 });", &[&TRAIN]),
-    doc("lr_at", "The learning rate of an `lr` value (a number or a schedule map) at a 1-based epoch of a run of `epochs` epochs, as `train` uses it; a \"plateau\" schedule, whose lr depends on the run's train accuracy, is refused (its lr per epoch is the history's `epoch_lr`).", r#"let lr = lr_at(#{ schedule: "cosine", base: 0.1, min: 0.0 }, 1, 75);"#, &[]),
+    doc("lr_at", "The learning rate of an `lr` value (a number or a schedule map) at a 1-based epoch of a run of `epochs` epochs, as `train` uses it; a \"plateau\" schedule, whose lr depends on the run's measurements, is refused (its lr per epoch is the history's `epoch_lr`).", r#"let lr = lr_at(#{ schedule: "cosine", base: 0.1, min: 0.0 }, 1, 75);"#, &[]),
     doc("adversarial_init", "Algorithm 1: trains on random labels until 100% train accuracy; the run's model is the adversarial initialisation.", "let adv = adversarial_init(m, d, #{ replicas: 5, zero_out: 0.1 });", &[&TRAIN, &RANDOM_LABELS]),
 ];
 

@@ -6,13 +6,15 @@ use super::checkpoint::{self, Position, State};
 use super::config::Settings;
 use super::dense::Dense;
 use super::history::{Epoch, Run, Status};
+use super::plateau::Plateau;
 use super::precision::AutocastDevice;
 use super::progress::Progress;
-use super::schedule::{Plateau, Schedule};
+use super::schedule::Schedule;
 use super::sgd::Sgd;
 use super::step::{score, train_step, Batch, BatchTotals};
 use crate::data::{Dataset, Part};
 use crate::kit::interrupt;
+use crate::metrics::evaluate::Score;
 use crate::metrics::{distance, track::Tracker};
 use crate::models::Model;
 use crate::results::{Row, Value};
@@ -125,7 +127,7 @@ struct Fit<'a> {
     tracker: Tracker,
     started: Instant,
     last_save: Instant,
-    /// A plateau schedule's state (train accuracy is then measured every epoch).
+    /// A plateau schedule's state (its metric's split is then evaluated every epoch).
     plateau: Option<Plateau>,
     /// The epoch under way: when it started, its lr and its examples.
     epoch_start: Instant,
@@ -253,18 +255,20 @@ impl<'a> Fit<'a> {
         let check_due = t.stop_at_train_acc.is_some() && epoch % t.check_every == 0;
         let eval_due = epoch % t.eval_every == 0 || epoch == limit || !batch.loss.is_finite();
         let model = &self.state.model;
-        let train = (eval_due || check_due || self.plateau.is_some())
+        let watched = self.plateau.as_ref().map(|p| p.metric().part);
+        let train = (eval_due || check_due || watched == Some(Part::Train))
             .then(|| score(&mut self.dense, model, data, Part::Train));
-        if let (Some(p), Some(s)) = (self.plateau.as_mut(), train) {
-            p.observe(s.acc);
-        }
         let reached = check_due
             && t.stop_at_train_acc
                 .zip(train)
                 .is_some_and(|(t, s)| s.acc >= t);
         // Checking the target needs the train split only; the test split is
         // evaluated on evaluation epochs and at the end, where the run stops.
-        let test = (eval_due || reached).then(|| score(&mut self.dense, model, data, Part::Test));
+        let test = (eval_due || reached || watched == Some(Part::Test))
+            .then(|| score(&mut self.dense, model, data, Part::Test));
+        if let Some(p) = self.plateau.as_mut() {
+            observe(p, train, test);
+        }
         let record = Epoch {
             epoch,
             lr: self.lr,
@@ -308,16 +312,28 @@ impl<'a> Fit<'a> {
 }
 
 /// A plateau schedule's state after the epochs in the run's history: a resumed
-/// run replays the train accuracies it recorded (every epoch, under this schedule).
+/// run replays the values it recorded (every epoch, under this schedule).
 fn plateau_so_far(schedule: &Schedule, state: &State) -> Option<Plateau> {
     let Schedule::Plateau(rule) = schedule else {
         return None;
     };
     let mut plateau = Plateau::new(rule);
-    for s in state.position.history.iter().filter_map(|e| e.train) {
-        plateau.observe(s.acc);
+    for e in &state.position.history {
+        observe(&mut plateau, e.train, e.test);
     }
     Some(plateau)
+}
+
+/// Steps the schedule with its metric from an epoch's evaluations.
+fn observe(plateau: &mut Plateau, train: Option<Score>, test: Option<Score>) {
+    let metric = plateau.metric();
+    let score = match metric.part {
+        Part::Train => train,
+        Part::Test => test,
+    };
+    if let Some(s) = score {
+        plateau.observe(metric.of(s));
+    }
 }
 
 fn check_fits(init: &Model, data: &Dataset) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod fingerprint;
 pub mod fit;
 pub mod history;
+pub mod plateau;
 pub mod precision;
 pub mod progress;
 pub mod record;

@@ -122,7 +122,7 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
         |lr: Dynamic, epoch: i64, epochs: i64| -> ScriptResult<f64> {
             let schedule = super::schedule::parse(&lr).or_script()?;
             if let super::schedule::Schedule::Plateau(_) = schedule {
-                return Err("lr_at: a \"plateau\" schedule's lr depends on the run's train accuracy; a run's history has the lr of each epoch (column `epoch_lr`)".into());
+                return Err("lr_at: a \"plateau\" schedule's lr depends on the run's measurements; a run's history has the lr of each epoch (column `epoch_lr`)".into());
             }
             Ok(schedule.at(epoch, epochs))
         },

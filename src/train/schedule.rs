@@ -8,10 +8,12 @@
 //! - `#{ schedule: "cosine", base: 0.1, min: 0.0 }`: over the run's `epochs`,
 //!   min + (base − min)·(1 + cos(π·(epoch−1)/epochs))/2, as torch's
 //!   CosineAnnealingLR(T_max = epochs) stepped once per epoch; `min` after that;
-//! - `#{ schedule: "plateau", base: 0.1, factor: 0.3, patience: 9999, min: 0.0 }`:
-//!   base, multiplied by `factor` once more than `patience` epochs in a row end
-//!   without a better train accuracy, as torch's ReduceLROnPlateau (`Plateau`).
+//! - `#{ schedule: "plateau", base: 0.1, factor: 0.3, patience: 9999, min: 0.0,
+//!   metric: "train_acc" }`: base, multiplied by `factor` once more than
+//!   `patience` epochs in a row end without a better `metric`, as torch's
+//!   ReduceLROnPlateau (train/plateau.rs).
 
+use super::plateau::PlateauRule;
 use rhai::{Dynamic, Map};
 use std::fmt;
 
@@ -24,70 +26,9 @@ pub enum Schedule {
     Plateau(PlateauRule),
 }
 
-/// torch's `ReduceLROnPlateau(mode="max", factor, patience, threshold=0,
-/// threshold_mode="abs", cooldown=0, min_lr=min, eps=1e-8)` stepped once per
-/// epoch with that epoch's train accuracy: an epoch is better when its accuracy
-/// exceeds the best so far; after more than `patience` epochs in a row that are
-/// not, lr becomes max(lr·factor, min) (kept if that changes it by 1e-8 or less)
-/// and the count starts again. Why train accuracy: it is what Algorithm 1 trains
-/// towards, and the authors' toy code decays its lr on it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlateauRule {
-    pub base: f64,
-    pub factor: f64,
-    pub patience: i64,
-    pub min: f64,
-}
-
-/// torch's `eps`: a reduction smaller than this is skipped.
-const PLATEAU_EPS: f64 = 1e-8;
-
-/// A plateau schedule under way: the lr it gives now, from the train accuracies
-/// seen so far.
-#[derive(Debug, Clone)]
-pub struct Plateau {
-    rule: PlateauRule,
-    lr: f64,
-    best: f64,
-    bad_epochs: i64,
-}
-
-impl Plateau {
-    pub fn new(rule: &PlateauRule) -> Plateau {
-        Plateau {
-            rule: rule.clone(),
-            lr: rule.base,
-            best: f64::NEG_INFINITY,
-            bad_epochs: 0,
-        }
-    }
-
-    /// The lr for the next epoch.
-    pub fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    /// One epoch's train accuracy (torch's `scheduler.step(metric)`).
-    pub fn observe(&mut self, train_acc: f64) {
-        if train_acc > self.best {
-            self.best = train_acc;
-            self.bad_epochs = 0;
-        } else {
-            self.bad_epochs += 1;
-        }
-        if self.bad_epochs > self.rule.patience {
-            let lower = (self.lr * self.rule.factor).max(self.rule.min);
-            if self.lr - lower > PLATEAU_EPS {
-                self.lr = lower;
-            }
-            self.bad_epochs = 0;
-        }
-    }
-}
-
 impl Schedule {
     /// The lr at `epoch` of a run of `epochs`; a plateau schedule's is its `base`
-    /// until the run's accuracies lower it (`Plateau`).
+    /// until the run's measurements lower it (train/plateau.rs).
     pub fn at(&self, epoch: i64, epochs: i64) -> f64 {
         match self {
             Schedule::Plateau(rule) => rule.base,
@@ -123,25 +64,18 @@ impl fmt::Display for Schedule {
                 write!(f, "step: {base} ×{gamma} every {every}")
             }
             Schedule::Cosine { base, min } => write!(f, "cosine: {base} to {min}"),
-            Schedule::Plateau(r) => write!(
-                f,
-                "plateau: {} ×{} after {} epochs without a better train accuracy, down to {}",
-                r.base,
-                r.factor,
-                r.patience + 1,
-                r.min
-            ),
+            Schedule::Plateau(rule) => write!(f, "{rule}"),
         }
     }
 }
 
 const KINDS: &str = "piecewise, step, cosine, plateau";
 
-fn positive(x: f64) -> bool {
+pub(super) fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
 }
 
-fn number(map: &Map, key: &str, kind: &str) -> Result<f64, String> {
+pub(super) fn number(map: &Map, key: &str, kind: &str) -> Result<f64, String> {
     let v = map
         .get(key)
         .ok_or_else(|| format!("lr schedule \"{kind}\": missing `{key}`"))?;
@@ -186,7 +120,7 @@ pub fn parse(v: &Dynamic) -> Result<Schedule, String> {
         "piecewise" => &["schedule", "values", "starts"],
         "step" => &["schedule", "base", "every", "gamma"],
         "cosine" => &["schedule", "base", "min"],
-        "plateau" => &["schedule", "base", "factor", "patience", "min"],
+        "plateau" => super::plateau::KEYS,
         other => {
             return Err(format!(
                 "lr schedule: unknown schedule \"{other}\"; known: {KINDS}"
@@ -245,7 +179,7 @@ pub fn parse(v: &Dynamic) -> Result<Schedule, String> {
             }
             Schedule::Step { base, every, gamma }
         }
-        "plateau" => plateau(&map)?,
+        "plateau" => Schedule::Plateau(super::plateau::parse(&map)?),
         _ => {
             let base = number(&map, "base", "cosine")?;
             let min = map
@@ -258,33 +192,6 @@ pub fn parse(v: &Dynamic) -> Result<Schedule, String> {
         }
     };
     Ok(schedule)
-}
-
-fn plateau(map: &Map) -> Result<Schedule, String> {
-    let base = number(map, "base", "plateau")?;
-    let factor = number(map, "factor", "plateau")?;
-    let min = map
-        .get("min")
-        .map_or(Ok(0.0), |_| number(map, "min", "plateau"))?;
-    let patience = map
-        .get("patience")
-        .and_then(|v| v.as_int().ok())
-        .filter(|p| *p >= 0)
-        .ok_or("lr schedule \"plateau\": `patience` must be an integer ≥ 0")?;
-    if !positive(base) || !(0.0..=base).contains(&min) {
-        return Err("lr schedule \"plateau\": need base > 0 and 0 ≤ min ≤ base".into());
-    }
-    if !(factor > 0.0 && factor < 1.0) {
-        return Err(format!(
-            "lr schedule \"plateau\": `factor` = {factor} must be between 0 and 1 (exclusive)"
-        ));
-    }
-    Ok(Schedule::Plateau(PlateauRule {
-        base,
-        factor,
-        patience,
-        min,
-    }))
 }
 
 #[cfg(test)]
@@ -344,38 +251,5 @@ mod tests {
         assert!(eval("\"fast\"")
             .unwrap_err()
             .contains("`lr` must be a number or a schedule map"));
-    }
-
-    /// The sequence torch 2.13's ReduceLROnPlateau(mode="max", factor=0.5,
-    /// patience=2, threshold=0, threshold_mode="abs", min_lr=0.03) gives for
-    /// these metrics, stepped after each epoch (printed by PyTorch).
-    #[test]
-    fn plateau_follows_torch() {
-        let s = eval("#{ schedule: \"plateau\", base: 0.2, factor: 0.5, patience: 2, min: 0.03 }")
-            .unwrap();
-        let Schedule::Plateau(rule) = s else {
-            panic!("{s:?}")
-        };
-        let mut p = Plateau::new(&rule);
-        let accs = [
-            0.5, 0.6, 0.6, 0.55, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7,
-        ];
-        let lrs: Vec<f64> = accs
-            .iter()
-            .map(|&a| {
-                p.observe(a);
-                p.lr()
-            })
-            .collect();
-        let torch = [
-            0.2, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.03, 0.03, 0.03, 0.03,
-        ];
-        assert_eq!(lrs, torch);
-        let e =
-            eval("#{ schedule: \"plateau\", base: 0.1, factor: 1.5, patience: 2 }").unwrap_err();
-        assert!(e.contains("`factor` = 1.5 must be between 0 and 1"), "{e}");
-        let e =
-            eval("#{ schedule: \"plateau\", base: 0.1, factor: 0.5, patience: -1 }").unwrap_err();
-        assert!(e.contains("`patience` must be an integer ≥ 0"), "{e}");
     }
 }
