@@ -369,7 +369,10 @@ fn a_plateau_schedule_lowers_the_lr_when_train_accuracy_stops_improving() {
         plateau_lrs(&losses, false, (0.05, 0.5, 0, 0.0)),
         "losses {losses:?}"
     );
-    assert!(lrs[7] < 0.05, "the test loss stops falling: {lrs:?} ({losses:?})");
+    assert!(
+        lrs[7] < 0.05,
+        "the test loss stops falling: {lrs:?} ({losses:?})"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let e = run_text(

@@ -9,10 +9,8 @@
 //! Why train accuracy by default: it is what Algorithm 1 trains towards, and the
 //! authors' toy code decays its lr on it (Figure 1's (b)).
 
-use super::schedule::{number, positive};
 use crate::data::Part;
 use crate::metrics::evaluate::Score;
-use rhai::Map;
 use std::fmt;
 
 /// The keys of a plateau schedule map.
@@ -156,63 +154,51 @@ impl Plateau {
     }
 }
 
-/// Reads a `#{ schedule: "plateau", .. }` map (keys already checked).
-pub fn parse(map: &Map) -> Result<PlateauRule, String> {
-    let base = number(map, "base", "plateau")?;
-    let factor = number(map, "factor", "plateau")?;
-    let min = map
-        .get("min")
-        .map_or(Ok(0.0), |_| number(map, "min", "plateau"))?;
-    let patience = map
-        .get("patience")
-        .and_then(|v| v.as_int().ok())
-        .filter(|p| *p >= 0)
-        .ok_or("lr schedule \"plateau\": `patience` must be an integer ≥ 0")?;
-    if !positive(base) || !(0.0..=base).contains(&min) {
-        return Err("lr schedule \"plateau\": need base > 0 and 0 ≤ min ≤ base".into());
-    }
-    if !(factor > 0.0 && factor < 1.0) {
-        return Err(format!(
-            "lr schedule \"plateau\": `factor` = {factor} must be between 0 and 1 (exclusive)"
-        ));
-    }
-    let names: Vec<&str> = Metric::NAMES.iter().map(|(n, _)| *n).collect();
-    let metric = match map.get("metric") {
-        None => Metric::NAMES[0].1,
-        Some(v) => {
-            let name = v.clone().into_string().unwrap_or_default();
-            Metric::NAMES
+impl PlateauRule {
+    /// The rule from a schedule map's values (train/schedule.rs reads them);
+    /// `metric` by name, train accuracy when absent.
+    pub fn new(
+        (base, factor, patience, min): (f64, f64, i64, f64),
+        metric: Option<&str>,
+    ) -> Result<PlateauRule, String> {
+        if !(base.is_finite() && base > 0.0 && (0.0..=base).contains(&min)) {
+            return Err("lr schedule \"plateau\": need base > 0 and 0 ≤ min ≤ base".into());
+        }
+        if !(factor > 0.0 && factor < 1.0) {
+            return Err(format!(
+                "lr schedule \"plateau\": `factor` = {factor} must be between 0 and 1 (exclusive)"
+            ));
+        }
+        if patience < 0 {
+            return Err("lr schedule \"plateau\": `patience` must be an integer ≥ 0".into());
+        }
+        let metric = match metric {
+            None => Metric::NAMES[0].1,
+            Some(name) => Metric::NAMES
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, m)| *m)
                 .ok_or_else(|| {
+                    let names: Vec<&str> = Metric::NAMES.iter().map(|(n, _)| *n).collect();
                     format!(
-                        "lr schedule \"plateau\": `metric` must be one of {}, found {v}",
+                        "lr schedule \"plateau\": `metric` must be one of {}, found \"{name}\"",
                         names.join(", ")
                     )
-                })?
-        }
-    };
-    Ok(PlateauRule {
-        base,
-        factor,
-        patience,
-        min,
-        metric,
-    })
+                })?,
+        };
+        Ok(PlateauRule {
+            base,
+            factor,
+            patience,
+            min,
+            metric,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::schedule::{self, Schedule};
     use super::*;
-
-    fn rule(src: &str) -> Result<PlateauRule, String> {
-        match schedule::parse(&rhai::Engine::new().eval::<rhai::Dynamic>(src).unwrap())? {
-            Schedule::Plateau(rule) => Ok(rule),
-            other => panic!("{other:?}"),
-        }
-    }
 
     fn lrs(rule: &PlateauRule, values: &[f64]) -> Vec<f64> {
         let mut p = Plateau::new(rule);
@@ -233,16 +219,13 @@ mod tests {
         let values = [
             0.5, 0.6, 0.6, 0.55, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7,
         ];
-        let max =
-            rule("#{ schedule: \"plateau\", base: 0.2, factor: 0.5, patience: 2, min: 0.03 }")
-                .unwrap();
+        let max = PlateauRule::new((0.2, 0.5, 2, 0.03), None).unwrap();
         assert_eq!(max.metric, Metric::NAMES[0].1, "train accuracy by default");
         let torch_max = [
             0.2, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.03, 0.03, 0.03, 0.03,
         ];
         assert_eq!(lrs(&max, &values), torch_max);
-        let min = rule("#{ schedule: \"plateau\", base: 0.2, factor: 0.5, patience: 2, min: 0.03, metric: \"test_loss\" }")
-            .unwrap();
+        let min = PlateauRule::new((0.2, 0.5, 2, 0.03), Some("test_loss")).unwrap();
         let torch_min = [
             0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03,
         ];
@@ -255,21 +238,17 @@ mod tests {
 
     #[test]
     fn bad_plateaus_say_what_is_wrong() {
-        for (src, want) in [
+        for (values, metric, want) in [
+            ((0.1, 1.5, 2, 0.0), None, "`factor` = 1.5 must be between 0 and 1"),
+            ((0.1, 0.5, -1, 0.0), None, "`patience` must be an integer ≥ 0"),
+            ((0.1, 0.5, 2, 0.2), None, "need base > 0 and 0 ≤ min ≤ base"),
             (
-                "factor: 1.5, patience: 2",
-                "`factor` = 1.5 must be between 0 and 1",
-            ),
-            (
-                "factor: 0.5, patience: -1",
-                "`patience` must be an integer ≥ 0",
-            ),
-            (
-                "factor: 0.5, patience: 2, metric: \"val_acc\"",
-                "`metric` must be one of train_acc, train_loss, test_acc, test_loss, found val_acc",
+                (0.1, 0.5, 2, 0.0),
+                Some("val_acc"),
+                "`metric` must be one of train_acc, train_loss, test_acc, test_loss, found \"val_acc\"",
             ),
         ] {
-            let e = rule(&format!("#{{ schedule: \"plateau\", base: 0.1, {src} }}")).unwrap_err();
+            let e = PlateauRule::new(values, metric).unwrap_err();
             assert!(e.contains(want), "{e}");
         }
     }

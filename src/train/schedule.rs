@@ -71,11 +71,11 @@ impl fmt::Display for Schedule {
 
 const KINDS: &str = "piecewise, step, cosine, plateau";
 
-pub(super) fn positive(x: f64) -> bool {
+fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
 }
 
-pub(super) fn number(map: &Map, key: &str, kind: &str) -> Result<f64, String> {
+fn number(map: &Map, key: &str, kind: &str) -> Result<f64, String> {
     let v = map
         .get(key)
         .ok_or_else(|| format!("lr schedule \"{kind}\": missing `{key}`"))?;
@@ -179,7 +179,7 @@ pub fn parse(v: &Dynamic) -> Result<Schedule, String> {
             }
             Schedule::Step { base, every, gamma }
         }
-        "plateau" => Schedule::Plateau(super::plateau::parse(&map)?),
+        "plateau" => plateau(&map)?,
         _ => {
             let base = number(&map, "base", "cosine")?;
             let min = map
@@ -192,6 +192,31 @@ pub fn parse(v: &Dynamic) -> Result<Schedule, String> {
         }
     };
     Ok(schedule)
+}
+
+/// A plateau schedule's values (train/plateau.rs checks them).
+fn plateau(map: &Map) -> Result<Schedule, String> {
+    let kind = "plateau";
+    let patience = map
+        .get("patience")
+        .and_then(|v| v.as_int().ok())
+        .ok_or("lr schedule \"plateau\": `patience` must be an integer ≥ 0")?;
+    let min = map
+        .get("min")
+        .map_or(Ok(0.0), |_| number(map, "min", kind))?;
+    let values = (
+        number(map, "base", kind)?,
+        number(map, "factor", kind)?,
+        patience,
+        min,
+    );
+    let metric = match map.get("metric") {
+        None => None,
+        Some(v) => Some(v.clone().into_string().map_err(|_| {
+            "lr schedule \"plateau\": `metric` must be a string such as \"train_acc\"".to_string()
+        })?),
+    };
+    PlateauRule::new(values, metric.as_deref()).map(Schedule::Plateau)
 }
 
 #[cfg(test)]
@@ -240,6 +265,12 @@ mod tests {
             e.contains("unknown schedule \"linear\"; known: piecewise, step, cosine, plateau"),
             "{e}"
         );
+        let e =
+            eval("#{ schedule: \"plateau\", base: 0.1, factor: 0.3, patience: 1.5 }").unwrap_err();
+        assert!(e.contains("`patience` must be an integer"), "{e}");
+        let e = eval("#{ schedule: \"plateau\", base: 0.1, factor: 0.3, patience: 9, metric: 1 }")
+            .unwrap_err();
+        assert!(e.contains("`metric` must be a string"), "{e}");
         let e = eval("#{ schedule: \"step\", base: 0.1, every: 2, gama: 0.5 }").unwrap_err();
         assert!(
             e.contains("unknown key `gama` (did you mean `gamma`?)"),
