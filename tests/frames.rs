@@ -262,3 +262,58 @@ fn write_parquet_round_trips() {
     let back = minima::results::parquet::read_parquet(&out).unwrap();
     assert_eq!(back.shape(), (2, 2));
 }
+
+#[test]
+fn points_lists_a_feature_data_set_as_training_and_evaluation_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("toy.parquet");
+    let script = format!(
+        r#"let d = toy(#{{ seed: 3, n_train: 4, n_test: 3 }});
+        points(d).write_parquet("{0}/true.parquet");
+        points(random_labels(d, #{{ seed: 5 }})).write_parquet("{1}");
+        let r = train(model(#{{ arch: "mlp", hidden: [4] }}, d), random_labels(d, #{{ seed: 5 }}), #{{ epochs: 1 }});
+        r.train_acc"#,
+        dir.path().display(),
+        out.display()
+    );
+    let host = host_in(dir.path(), &[]);
+    let acc: f64 = host.engine.eval(&script).unwrap_or_else(|e| panic!("{e}"));
+    let read = |p: &Path| minima::results::parquet::read_parquet(p).unwrap();
+    let (truth, random) = (read(&dir.path().join("true.parquet")), read(&out));
+    let names: Vec<&str> = random
+        .get_column_names()
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(names, ["split", "index", "x0", "x1", "label"]);
+    assert_eq!(random.height(), 8 + 6);
+    let col = |df: &DataFrame, c: &str| df.column(c).unwrap().as_materialized_series().clone();
+    // The same points; the training labels are the view's coin flips, the true
+    // ones 4 of each class in order; the test split keeps its labels.
+    assert!(col(&truth, "x0").equals(&col(&random, "x0")));
+    let labels = |df: &DataFrame| -> Vec<i64> {
+        col(df, "label")
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    assert_eq!(labels(&truth)[..8], [0, 0, 0, 0, 1, 1, 1, 1]);
+    assert_ne!(labels(&truth)[..8], labels(&random)[..8]);
+    assert_eq!(labels(&truth)[8..], labels(&random)[8..]);
+    assert!((0.0..=1.0).contains(&acc));
+
+    common::formats::cifar10_binary(dir.path(), 1, 1, 3);
+    let e = run_text(
+        dir.path(),
+        &format!(
+            "points(dataset(\"cifar10\", #{{ root: \"{}\" }}));",
+            dir.path().display()
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("points: cifar10 holds images; points lists data sets of features"),
+        "{e}"
+    );
+}

@@ -10,6 +10,7 @@ pub const FUNCTIONS: &[Doc] = &[
     doc("toy", "The two-Gaussian toy data set of Figure 1.", "let d = toy(#{ n_train: 50, seed: 1 });", &[&TOY]),
     doc("dataset", "A data set by name (cifar10, cifar100, cinic10, restricted_imagenet, fashion_mnist), read from its root (docs/DATA.md).", r#"let d = dataset("fashion_mnist", #{ pad: 2 });"#, &[&CIFAR10, &CIFAR100, &CINIC10, &RESTRICTED_IMAGENET, &FASHION_MNIST]),
     doc("subset", "A seeded, class-balanced subset of the training split.", "let small = d.subset(2000, #{ seed: 0 });", &[&SUBSET]),
+    doc("points", "A data set of features (the toy) as a frame: `split` (train/test), `index`, `x0`, `x1`, ..., `label`; training examples as the model sees them (a random-label view's labels), without augmentation. Refused for images.", r#"points(random_labels(toy(#{ seed: 1 }), #{ seed: 1 })).write_parquet("toy1.parquet");"#, &[]),
     doc("random_labels", "Algorithm 1's random-label copy of a data set: R replicas, zero-out, uniformly random labels.", "let r = random_labels(d, #{ replicas: 5, zero_out: 0.1 });", &[&RANDOM_LABELS]),
 ];
 

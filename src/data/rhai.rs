@@ -209,6 +209,49 @@ pub fn random_labels_from_map(data: &Dataset, map: &Map) -> ScriptResult<Data> {
     Ok(Rc::new(random_labels(data, &o)))
 }
 
+/// A feature data set's examples as a frame (`points(d)`): `split`, `index`,
+/// `x0`, `x1`, ..., `label`, one row per training example as the model sees it
+/// (a random-label view's labels and copies, no augmentation) and per test example.
+fn points(d: &Dataset) -> ScriptResult<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    if let Inputs::Images { .. } = d.inputs {
+        return Err(script_error(format!(
+            "points: {} holds images; points lists data sets of features, such as toy()",
+            d.name
+        )));
+    }
+    let (mut split, mut index, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    let mut features: Vec<Vec<f64>> = Vec::new();
+    for (name, part) in [("train", Part::Train), ("test", Part::Test)] {
+        let s = d.materialize(part);
+        let x = s.x.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double);
+        let width = x.size().get(1).copied().unwrap_or(0) as usize;
+        let values =
+            Vec::<f64>::try_from(x.flatten(0, -1)).map_err(|e| script_error(e.to_string()))?;
+        let y = Vec::<i64>::try_from(s.y.to_device(tch::Device::Cpu))
+            .map_err(|e| script_error(e.to_string()))?;
+        features.resize_with(width, Vec::new);
+        for (i, row) in values.chunks(width.max(1)).enumerate() {
+            for (column, v) in features.iter_mut().zip(row) {
+                column.push(*v);
+            }
+            split.push(name);
+            index.push(i as i64);
+        }
+        labels.extend(y);
+    }
+    let height = split.len();
+    let mut columns = vec![
+        Column::new("split".into(), split),
+        Column::new("index".into(), index),
+    ];
+    for (j, values) in features.into_iter().enumerate() {
+        columns.push(Column::new(format!("x{j}").into(), values));
+    }
+    columns.push(Column::new("label".into(), labels));
+    DataFrame::new(height, columns).map_err(|e| script_error(format!("points: {e}")))
+}
+
 pub fn register(engine: &mut Engine, session: &Rc<Session>) {
     engine.register_type_with_name::<Data>("Data");
     let s = session.clone();
@@ -261,6 +304,7 @@ pub fn register(engine: &mut Engine, session: &Rc<Session>) {
         }
         Ok(counts.into_iter().map(Dynamic::from_int).collect())
     });
+    engine.register_fn("points", |d: Data| points(&d));
     engine.register_fn("to_string", |d: &mut Data| d.summary());
     engine.register_fn("to_debug", |d: &mut Data| d.summary());
 }
