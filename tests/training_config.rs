@@ -15,6 +15,18 @@ fn eval<T: Clone + 'static>(script: &str) -> T {
 
 const TOY: &str = "let d = toy(#{ n_train: 10, n_test: 10 });\nlet m = model(#{ arch: \"mlp\", hidden: [8] }, d);\n";
 
+/// A history column that every epoch has, as numbers.
+fn numbers(history: &Array, key: &str) -> Vec<f64> {
+    history
+        .iter()
+        .map(|row| {
+            row.read_lock::<Map>().unwrap()[key]
+                .as_float()
+                .unwrap_or_else(|_| panic!("{key} missing: {row}"))
+        })
+        .collect()
+}
+
 fn column(history: &Array, key: &str) -> Vec<String> {
     history
         .iter()
@@ -311,22 +323,7 @@ fn a_plateau_schedule_lowers_the_lr_when_train_accuracy_stops_improving() {
             lr: #{{ schedule: \"plateau\", base: 0.01, factor: 0.5, patience: 1, min: 0.002 }} }}).history"
     ));
     // Measured every epoch whatever eval_every says: the schedule needs it.
-    let accs: Vec<f64> = h
-        .iter()
-        .map(|row| {
-            row.read_lock::<Map>().unwrap()["train_acc"]
-                .as_float()
-                .unwrap_or_else(|_| panic!("train_acc missing: {row}"))
-        })
-        .collect();
-    let lrs: Vec<f64> = h
-        .iter()
-        .map(|row| {
-            row.read_lock::<Map>().unwrap()["epoch_lr"]
-                .as_float()
-                .unwrap()
-        })
-        .collect();
+    let (accs, lrs) = (numbers(&h, "train_acc"), numbers(&h, "epoch_lr"));
     assert_eq!(
         lrs,
         plateau_lrs(&accs, true, (0.01, 0.5, 1, 0.002)),
@@ -348,22 +345,7 @@ fn a_plateau_schedule_lowers_the_lr_when_train_accuracy_stops_improving() {
         "{TOY}train(m, random_labels(d), #{{ epochs: 8, batch_size: 5, eval_every: 4,
             lr: #{{ schedule: \"plateau\", base: 0.05, factor: 0.5, patience: 0, metric: \"test_loss\" }} }}).history"
     ));
-    let losses: Vec<f64> = h
-        .iter()
-        .map(|row| {
-            row.read_lock::<Map>().unwrap()["test_loss"]
-                .as_float()
-                .unwrap_or_else(|_| panic!("test_loss missing: {row}"))
-        })
-        .collect();
-    let lrs: Vec<f64> = h
-        .iter()
-        .map(|row| {
-            row.read_lock::<Map>().unwrap()["epoch_lr"]
-                .as_float()
-                .unwrap()
-        })
-        .collect();
+    let (losses, lrs) = (numbers(&h, "test_loss"), numbers(&h, "epoch_lr"));
     assert_eq!(
         lrs,
         plateau_lrs(&losses, false, (0.05, 0.5, 0, 0.0)),

@@ -14,7 +14,6 @@ use super::sgd::Sgd;
 use super::step::{score, train_step, Batch, BatchTotals};
 use crate::data::{Dataset, Part};
 use crate::kit::interrupt;
-use crate::metrics::evaluate::Score;
 use crate::metrics::{distance, track::Tracker};
 use crate::models::Model;
 use crate::results::{Row, Value};
@@ -267,7 +266,7 @@ impl<'a> Fit<'a> {
         let test = (eval_due || reached || watched == Some(Part::Test))
             .then(|| score(&mut self.dense, model, data, Part::Test));
         if let Some(p) = self.plateau.as_mut() {
-            observe(p, train, test);
+            p.observe_epoch(train, test);
         }
         let record = Epoch {
             epoch,
@@ -319,21 +318,9 @@ fn plateau_so_far(schedule: &Schedule, state: &State) -> Option<Plateau> {
     };
     let mut plateau = Plateau::new(rule);
     for e in &state.position.history {
-        observe(&mut plateau, e.train, e.test);
+        plateau.observe_epoch(e.train, e.test);
     }
     Some(plateau)
-}
-
-/// Steps the schedule with its metric from an epoch's evaluations.
-fn observe(plateau: &mut Plateau, train: Option<Score>, test: Option<Score>) {
-    let metric = plateau.metric();
-    let score = match metric.part {
-        Part::Train => train,
-        Part::Test => test,
-    };
-    if let Some(s) = score {
-        plateau.observe(metric.of(s));
-    }
 }
 
 fn check_fits(init: &Model, data: &Dataset) -> Result<()> {

@@ -67,7 +67,7 @@ impl Metric {
     }
 
     /// Its value in an evaluation of its split.
-    pub fn of(&self, score: Score) -> f64 {
+    fn of(&self, score: Score) -> f64 {
         if self.accuracy {
             score.acc
         } else {
@@ -129,6 +129,19 @@ impl Plateau {
 
     pub fn metric(&self) -> Metric {
         self.rule.metric
+    }
+
+    /// Steps the schedule with an epoch's evaluations: its metric's split is
+    /// one of them (the run evaluates it every epoch under this schedule).
+    pub fn observe_epoch(&mut self, train: Option<Score>, test: Option<Score>) {
+        let metric = self.rule.metric;
+        let score = match metric.part {
+            Part::Train => train,
+            Part::Test => test,
+        };
+        if let Some(s) = score {
+            self.observe(metric.of(s));
+        }
     }
 
     /// One epoch's value of the metric (torch's `scheduler.step(metric)`).
