@@ -32,6 +32,7 @@ mod crew;
 mod crop;
 mod pass;
 mod pixels;
+mod products;
 
 use super::sgd::Sgd;
 use crate::data::{Augmentation, Dataset, Inputs, Part, Split};

@@ -3,44 +3,7 @@
 //! block of rows; and how a batch is shared between threads.
 
 use super::crew::Crew;
-
-/// c = a·b + beta·c for a [m, k] (strides `a_rs`, `a_cs`), b [k, n] (strides
-/// `b_rs`, `b_cs`) and dense c [m, n]: matrixmultiply's blocked sgemm, which
-/// measured as fast here as hand kernels specialised to a small net's shapes.
-fn gemm(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    (a_rs, a_cs): (usize, usize),
-    b: &[f32],
-    (b_rs, b_cs): (usize, usize),
-    beta: f32,
-    c: &mut [f32],
-) {
-    let reach = |rs: usize, cs: usize, rows: usize, cols: usize| {
-        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
-    };
-    assert!(a.len() >= reach(a_rs, a_cs, m, k) && b.len() >= reach(b_rs, b_cs, k, n));
-    assert!(c.len() >= m * n);
-    // Safety: the asserts above keep every index sgemm reads or writes in bounds.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            a_rs as isize,
-            a_cs as isize,
-            b.as_ptr(),
-            b_rs as isize,
-            b_cs as isize,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
+use super::products::{gemm, Scratch};
 
 /// Loss sum and correct count of a batch of logits.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -105,6 +68,7 @@ pub(super) struct Pass {
     pub(super) grads: Vec<Vec<f32>>,
     delta: Vec<f32>,
     delta_prev: Vec<f32>,
+    products: Scratch,
     /// The rows this thread gathered itself (`Dense::step_rows`): inputs, labels,
     /// and one image before its crop.
     pub(super) x: Vec<f32>,
@@ -145,7 +109,16 @@ impl Pass {
                 &before[l - 1][..b * n_in]
             };
             // out += input · Wᵀ: Wᵀ[i, o] = W[o, i] at strides (1, n_in).
-            gemm((b, n_in, n_out), input, (n_in, 1), w, (1, n_in), 1.0, out);
+            gemm(
+                (b, n_in, n_out),
+                input,
+                (n_in, 1),
+                w,
+                (1, n_in),
+                1.0,
+                out,
+                &mut self.products,
+            );
             if l + 1 < layers {
                 out.iter_mut().for_each(|v| *v = v.max(0.0));
             }
@@ -202,6 +175,7 @@ impl Pass {
                 (n_in, 1),
                 0.0,
                 &mut gw[0],
+                &mut self.products,
             );
             let gb = &mut rest[0];
             gb.iter_mut().for_each(|v| *v = 0.0);
@@ -219,6 +193,7 @@ impl Pass {
                     (n_in, 1),
                     0.0,
                     &mut self.delta_prev,
+                    &mut self.products,
                 );
                 for (d, &a) in self.delta_prev.iter_mut().zip(input) {
                     if a <= 0.0 {
