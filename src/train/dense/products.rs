@@ -56,10 +56,15 @@ pub(super) fn gemm(
         } else if b_rs == 1 {
             // b's columns are contiguous (b = Wᵀ of a weight W [n, k]): make
             // them rows, as sgemm's packing does.
-            scratch.bt.resize(k * n, 0.0);
+            // Grown only: the layers' sizes alternate, and zeroing on every
+            // regrowth cost more than the transpose.
+            if scratch.bt.len() < k * n {
+                scratch.bt.resize(k * n, 0.0);
+            }
+            let bt = &mut scratch.bt[..k * n];
             // Safety: the checks above and here; `available` saw AVX2 and FMA.
-            unsafe { fma::transpose(n, k, b, b_cs, &mut scratch.bt) };
-            (&scratch.bt[..], n)
+            unsafe { fma::transpose(n, k, b, b_cs, bt) };
+            (&*bt, n)
         } else {
             return sgemm((m, k, n), a, (a_rs, a_cs), b, (b_rs, b_cs), beta, c);
         };
