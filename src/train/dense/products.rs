@@ -117,8 +117,8 @@ mod fma {
     use std::arch::x86_64::*;
 
     /// Rows of c computed together: two rows of 32 columns keep 8 sums, the
-    /// 4 loaded values of b and a broadcast in the 16 AVX2 registers (more rows
-    /// spilled and measured slower).
+    /// 4 loaded values of b and the broadcasts in the 16 AVX2 registers (more
+    /// rows spilled and measured slower).
     const ROWS: usize = 2;
 
     pub(super) fn available() -> bool {
@@ -133,7 +133,9 @@ mod fma {
     }
 
     /// c[m, n] = (c +) Σ_q a[., q]·b[q, .], each sum from zero in q order with
-    /// one FMA per term, then added to c when `add`: sgemm's order.
+    /// one FMA per term, then added to c when `add`: sgemm's order. Written
+    /// with pointer steps and no closures, so that the dev profile (opt-level
+    /// 2, debug assertions) runs it nearly as fast as release.
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; a spans [m, k] at its strides, b [k, n] at row
@@ -150,59 +152,72 @@ mod fma {
     ) {
         let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
         for p in (0..m).step_by(ROWS) {
-            let rows = ROWS.min(m - p);
-            // A block's missing last row repeats the one before and is not stored.
-            let a_at = |r: usize, q: usize| a.add((p + r.min(rows - 1)) * a_rs + q * a_cs);
+            // A block's missing second row repeats the first and is not stored.
+            let second = p + 1 < m;
+            let a0 = a.add(p * a_rs);
+            let a1 = if second { a0.add(a_rs) } else { a0 };
+            let (c0, c1) = (c.add(p * n), c.add((p + second as usize) * n));
             let mut i = 0;
-            while i < n {
-                if n - i >= 32 {
-                    let mut sum = [[_mm256_setzero_ps(); 4]; ROWS];
-                    for q in 0..k {
-                        let row = b.add(q * b_rs + i);
-                        let bv = [0, 8, 16, 24].map(|j| _mm256_loadu_ps(row.add(j)));
-                        for (r, s) in sum.iter_mut().enumerate() {
-                            let av = _mm256_broadcast_ss(&*a_at(r, q));
-                            for (s, &bv) in s.iter_mut().zip(&bv) {
-                                *s = _mm256_fmadd_ps(av, bv, *s);
-                            }
-                        }
-                    }
-                    for (r, s) in sum.iter().enumerate().take(rows) {
-                        for (j, &s) in s.iter().enumerate() {
-                            let at = c.add((p + r) * n + i + 8 * j);
-                            let v = if add {
-                                _mm256_add_ps(_mm256_loadu_ps(at), s)
-                            } else {
-                                s
-                            };
-                            _mm256_storeu_ps(at, v);
-                        }
-                    }
-                    i += 32;
-                } else {
-                    let w = (n - i).min(8);
-                    let mask = lanes(w);
-                    let mut sum = [_mm256_setzero_ps(); ROWS];
-                    for q in 0..k {
-                        let bv = _mm256_maskload_ps(b.add(q * b_rs + i), mask);
-                        for (r, s) in sum.iter_mut().enumerate() {
-                            let av = _mm256_broadcast_ss(&*a_at(r, q));
-                            *s = _mm256_fmadd_ps(av, bv, *s);
-                        }
-                    }
-                    for (r, &s) in sum.iter().enumerate().take(rows) {
-                        let at = c.add((p + r) * n + i);
-                        let v = if add {
-                            _mm256_add_ps(_mm256_maskload_ps(at, mask), s)
-                        } else {
-                            s
-                        };
-                        _mm256_maskstore_ps(at, mask, v);
-                    }
-                    i += w;
+            while i + 32 <= n {
+                let z = _mm256_setzero_ps();
+                let (mut s00, mut s01, mut s02, mut s03) = (z, z, z, z);
+                let (mut s10, mut s11, mut s12, mut s13) = (z, z, z, z);
+                let (mut x0, mut x1, mut bq) = (a0, a1, b.add(i));
+                for _ in 0..k {
+                    let (b0, b1) = (_mm256_loadu_ps(bq), _mm256_loadu_ps(bq.add(8)));
+                    let (b2, b3) = (_mm256_loadu_ps(bq.add(16)), _mm256_loadu_ps(bq.add(24)));
+                    let (v0, v1) = (_mm256_broadcast_ss(&*x0), _mm256_broadcast_ss(&*x1));
+                    s00 = _mm256_fmadd_ps(v0, b0, s00);
+                    s01 = _mm256_fmadd_ps(v0, b1, s01);
+                    s02 = _mm256_fmadd_ps(v0, b2, s02);
+                    s03 = _mm256_fmadd_ps(v0, b3, s03);
+                    s10 = _mm256_fmadd_ps(v1, b0, s10);
+                    s11 = _mm256_fmadd_ps(v1, b1, s11);
+                    s12 = _mm256_fmadd_ps(v1, b2, s12);
+                    s13 = _mm256_fmadd_ps(v1, b3, s13);
+                    (x0, x1, bq) = (x0.add(a_cs), x1.add(a_cs), bq.add(b_rs));
                 }
+                let full = _mm256_set1_epi32(-1);
+                for (j, (s0, s1)) in [(s00, s10), (s01, s11), (s02, s12), (s03, s13)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    put(c0.add(i + 8 * j), s0, full, add);
+                    if second {
+                        put(c1.add(i + 8 * j), s1, full, add);
+                    }
+                }
+                i += 32;
+            }
+            while i < n {
+                let w = (n - i).min(8);
+                let mask = lanes(w);
+                let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                let (mut x0, mut x1, mut bq) = (a0, a1, b.add(i));
+                for _ in 0..k {
+                    let bv = _mm256_maskload_ps(bq, mask);
+                    s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*x0), bv, s0);
+                    s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&*x1), bv, s1);
+                    (x0, x1, bq) = (x0.add(a_cs), x1.add(a_cs), bq.add(b_rs));
+                }
+                put(c0.add(i), s0, mask, add);
+                if second {
+                    put(c1.add(i), s1, mask, add);
+                }
+                i += w;
             }
         }
+    }
+
+    /// Stores the lanes of `sum` in `mask` at `at`, added to what is there when `add`.
+    #[inline(always)]
+    unsafe fn put(at: *mut f32, sum: __m256, mask: __m256i, add: bool) {
+        let v = if add {
+            _mm256_add_ps(_mm256_maskload_ps(at, mask), sum)
+        } else {
+            sum
+        };
+        _mm256_maskstore_ps(at, mask, v);
     }
 
     /// dst [cols, rows] = src [rows, cols]ᵀ, src at row stride `rs`: 8×8 blocks
