@@ -20,7 +20,7 @@
 //!
 //! All in float32 like libtorch's CPU kernels, with sums of losses in float64 as
 //! the run's totals keep them. Products are matrixmultiply's sgemm (FMA where the
-//! CPU has it, as MKL); summation order differs from MKL's, so results agree with
+//! CPU has it, as MKL), small ones a kernel with sgemm's floats (`products`); summation order differs from MKL's, so results agree with
 //! the libtorch path to rounding, not bit for bit (tests/dense.rs). The threads'
 //! gradients are summed in a fixed order: a run repeats bit for bit at a given
 //! thread count.
