@@ -27,6 +27,7 @@ const SMALL: usize = 1 << 20;
 /// strided.
 #[derive(Default)]
 pub(super) struct Scratch {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bt: Vec<f32>,
 }
 
@@ -73,10 +74,14 @@ pub(super) fn gemm(
         unsafe { fma::rows((m, k, n), a, (a_rs, a_cs), b, b_rs, beta == 1.0, c) };
         return;
     }
+    // Elsewhere every product is sgemm's (the kernel is x86-64's).
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = scratch;
     sgemm((m, k, n), a, (a_rs, a_cs), b, (b_rs, b_cs), beta, c);
 }
 
 /// Whether the kernel takes a product of these dimensions.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn small(m: usize, k: usize, n: usize) -> bool {
     k <= SGEMM_DEPTH && m * k * n <= SMALL
 }
