@@ -1,6 +1,6 @@
-//! One thread's share of a dense-engine step (train/dense/mod.rs): the matrix
-//! products, the loss and its gradient, and the forward and backward pass of a
-//! block of rows; and how a batch is shared between threads.
+//! One thread's share of a dense-engine step (train/dense/mod.rs): the loss and
+//! its gradient, and the forward and backward pass of a block of rows (their
+//! matrix products in `products`); and how a batch is shared between threads.
 
 use super::crew::Crew;
 use super::products::{gemm, Scratch};
@@ -68,6 +68,7 @@ pub(super) struct Pass {
     pub(super) grads: Vec<Vec<f32>>,
     delta: Vec<f32>,
     delta_prev: Vec<f32>,
+    /// The products' scratch: each thread's own.
     products: Scratch,
     /// The rows this thread gathered itself (`Dense::step_rows`): inputs, labels,
     /// and one image before its crop.
