@@ -121,11 +121,6 @@ fn sgemm(
 mod fma {
     use std::arch::x86_64::*;
 
-    /// Rows of c computed together: two rows of 32 columns keep 8 sums, the
-    /// 4 loaded values of b and the broadcasts in the 16 AVX2 registers (more
-    /// rows spilled and measured slower).
-    const ROWS: usize = 2;
-
     pub(super) fn available() -> bool {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     }
@@ -156,8 +151,11 @@ mod fma {
         c: &mut [f32],
     ) {
         let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-        for p in (0..m).step_by(ROWS) {
-            // A block's missing second row repeats the first and is not stored.
+        // Two rows of c at a time: two rows of 32 columns keep 8 sums, the 4
+        // loaded values of b and the broadcasts in the 16 AVX2 registers (more
+        // rows spilled and measured slower). A block's missing second row
+        // repeats the first and is not stored.
+        for p in (0..m).step_by(2) {
             let second = p + 1 < m;
             let a0 = a.add(p * a_rs);
             let a1 = if second { a0.add(a_rs) } else { a0 };
