@@ -4,7 +4,8 @@
 // 2. Records the source commit, written into every run's config.json.
 // 3. Compiles the libtorch calls tch does not bind — src/train/autocast_shim.cpp
 //    (the autocast dtype and CPU switches) and src/train/sgd_shim.cpp (the
-//    multi-tensor SGD update) — against the headers of the libtorch torch-sys links.
+//    multi-tensor SGD update) and src/models/pool_relu/shim.cpp (the fused pool
+//    and ReLU's autograd node) — against the headers of the libtorch torch-sys links.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -17,7 +18,11 @@ fn main() {
     let include = std::env::var("LIBTORCH_INCLUDE")
         .map(|i| PathBuf::from(i).join("include"))
         .unwrap_or_else(|_| PathBuf::from(&lib).join("../include"));
-    let shims = ["src/train/autocast_shim.cpp", "src/train/sgd_shim.cpp"];
+    let shims = [
+        "src/train/autocast_shim.cpp",
+        "src/train/sgd_shim.cpp",
+        "src/models/pool_relu/shim.cpp",
+    ];
     for shim in shims {
         println!("cargo:rerun-if-changed={shim}");
     }

@@ -6,7 +6,8 @@
 //! features: `features.0.weight`, `features.3.weight`, `classifier.0.weight`,
 //! `classifier.2.weight`.
 
-use super::layers::{max_pool2, Conv2d, Linear, Scope};
+use super::layers::{Conv2d, Linear, Scope};
+use super::pool_relu::pool2_relu;
 use super::spec::{scaled, ModelSpec};
 use anyhow::Result;
 use tch::nn::ModuleT;
@@ -45,9 +46,10 @@ impl ModuleT for Cnn {
     /// gradients: a window with a positive maximum sends its gradient to the same
     /// first maximum either way, one without sends none (ReLU's gradient at and
     /// below zero is zero). That is the PyTorch module's Conv, ReLU, MaxPool.
+    /// Channels-last on the CPU both run as one pass (`pool_relu`).
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let h = max_pool2(&self.conv1.forward(xs)).relu();
-        let h = max_pool2(&self.conv2.forward(&h)).relu();
+        let h = pool2_relu(&self.conv1.forward(xs));
+        let h = pool2_relu(&self.conv2.forward(&h));
         let h = self.fc1.forward(&h.flatten(1, -1)).relu();
         self.fc2.forward(&h)
     }

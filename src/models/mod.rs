@@ -10,6 +10,7 @@ pub mod docs;
 pub mod init;
 pub mod layers;
 pub mod mlp;
+pub mod pool_relu;
 pub mod resnet;
 pub mod rhai;
 pub mod spec;

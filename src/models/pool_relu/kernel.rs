@@ -1,0 +1,251 @@
+//! The fused 2×2 max-pool and ReLU on channels-last float32 planes, forward and
+//! backward, with libtorch's floats and choices (module docs in `mod.rs`).
+//!
+//! A plane is [n, h, w, c] in memory (a channels-last [n, c, h, w] tensor). A
+//! *row* is one output row: image `r / oh`, output row `r % oh`, made from input
+//! rows 2·(r % oh) and 2·(r % oh) + 1. Work is split by rows, so callers can hand
+//! disjoint row ranges to threads.
+
+/// The sizes of one call: input [n, h, w, c]; output [n, h / 2, w / 2, c].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dims {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Dims {
+    pub fn out_h(&self) -> usize {
+        self.h / 2
+    }
+    pub fn out_w(&self) -> usize {
+        self.w / 2
+    }
+    pub fn rows(&self) -> usize {
+        self.n * self.out_h()
+    }
+    pub fn input_len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+    pub fn output_len(&self) -> usize {
+        self.rows() * self.out_w() * self.c
+    }
+}
+
+/// Which of a window's four inputs (row-major: top-left 0, top-right 1,
+/// bottom-left 2, bottom-right 3) gave the maximum, and the ReLU of it, as
+/// libtorch's max_pool2d then relu: the first strictly greater value wins, a
+/// NaN always replaces (so the last NaN wins, and the output is NaN); relu keeps
+/// NaN and −0.0 (clamp_min), and maps values below zero to +0.0.
+#[inline(always)]
+fn window(a: f32, b: f32, c: f32, d: f32) -> (f32, u8) {
+    let (mut m, mut k) = (a, 0u8);
+    for (v, i) in [(b, 1u8), (c, 2), (d, 3)] {
+        if v > m || v.is_nan() {
+            m = v;
+            k = i;
+        }
+    }
+    (if m < 0.0 { 0.0 } else { m }, k)
+}
+
+/// The gradient a window's input `slot` receives: libtorch's threshold_backward
+/// (the gradient passes where the ReLU's output is not ≤ 0) then
+/// max_pool2d's backward, which adds it into a zeroed input gradient at the
+/// maximum's slot (so −0.0 arrives as +0.0).
+#[inline(always)]
+fn slot_grad(g: f32, y: f32, k: u8, slot: u8) -> f32 {
+    // NaN passes: the ReLU's output is not ≤ 0.
+    let passes = y > 0.0 || y.is_nan();
+    if k == slot && passes {
+        0.0 + g
+    } else {
+        0.0
+    }
+}
+
+/// Forward of rows `rows`: y [rows, ow, c] and, unless `mask` is empty, the
+/// maximum's slot of each output.
+pub fn forward(d: Dims, rows: std::ops::Range<usize>, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
+    assert!(x.len() >= d.input_len() && y.len() >= d.output_len());
+    assert!(mask.is_empty() || mask.len() >= d.output_len());
+    assert!(rows.end <= d.rows());
+    #[cfg(target_arch = "x86_64")]
+    if d.c.is_multiple_of(8) && avx2::available() {
+        // Safety: the lengths are checked above; the CPU has AVX2.
+        return unsafe { avx2::forward(d, rows, x, y, mask) };
+    }
+    let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
+    for r in rows {
+        let top = ((r / oh) * d.h + 2 * (r % oh)) * d.w * c;
+        let bottom = top + d.w * c;
+        for j in 0..ow {
+            for ch in 0..c {
+                let at = |row: usize, col: usize| x[row + (2 * j + col) * c + ch];
+                let (v, k) = window(at(top, 0), at(top, 1), at(bottom, 0), at(bottom, 1));
+                let o = (r * ow + j) * c + ch;
+                y[o] = v;
+                if !mask.is_empty() {
+                    mask[o] = k;
+                }
+            }
+        }
+    }
+}
+
+/// Backward of rows `rows`: writes every value of their input rows in gx
+/// [n, h, w, c] (a last odd column, and for the last output row a last odd
+/// input row, get zeros: no window reads them), from the output gradient g,
+/// the forward's output y and its mask.
+pub fn backward(
+    d: Dims,
+    rows: std::ops::Range<usize>,
+    g: &[f32],
+    y: &[f32],
+    mask: &[u8],
+    gx: &mut [f32],
+) {
+    assert!(g.len() >= d.output_len() && y.len() >= d.output_len());
+    assert!(mask.len() >= d.output_len() && gx.len() >= d.input_len());
+    assert!(rows.end <= d.rows());
+    let (oh, ow, c, w) = (d.out_h(), d.out_w(), d.c, d.w);
+    for r in rows.clone() {
+        let top = ((r / oh) * d.h + 2 * (r % oh)) * w * c;
+        // Inputs no window reads: a last odd column of both rows, and the
+        // image's last odd row after its last output row.
+        for row in [top, top + w * c] {
+            gx[row + 2 * ow * c..row + w * c].fill(0.0);
+        }
+        if r % oh == oh - 1 && !d.h.is_multiple_of(2) {
+            let last = top + 2 * w * c;
+            gx[last..last + w * c].fill(0.0);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if d.c.is_multiple_of(8) && avx2::available() {
+        // Safety: the lengths are checked above; the CPU has AVX2.
+        return unsafe { avx2::backward(d, rows, g, y, mask, gx) };
+    }
+    for r in rows {
+        let top = ((r / oh) * d.h + 2 * (r % oh)) * w * c;
+        let bottom = top + w * c;
+        for j in 0..ow {
+            for ch in 0..c {
+                let o = (r * ow + j) * c + ch;
+                let (gv, yv, k) = (g[o], y[o], mask[o]);
+                for (slot, row, col) in [(0, top, 0), (1, top, 1), (2, bottom, 0), (3, bottom, 1)] {
+                    gx[row + (2 * j + col) * c + ch] = slot_grad(gv, yv, k, slot);
+                }
+            }
+        }
+    }
+}
+
+/// Eight channels at a time with AVX2, the same comparisons and selections.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Dims;
+    use std::arch::x86_64::*;
+
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx2")
+    }
+
+    /// # Safety
+    /// The CPU has AVX2; the slices hold `d`'s sizes (checked by the caller);
+    /// d.c is a multiple of 8.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn forward(
+        d: Dims,
+        rows: std::ops::Range<usize>,
+        x: &[f32],
+        y: &mut [f32],
+        mask: &mut [u8],
+    ) {
+        let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
+        let (x, y, m_out) = (x.as_ptr(), y.as_mut_ptr(), mask.as_mut_ptr());
+        let keep_mask = !mask.is_empty();
+        let zero = _mm256_setzero_ps();
+        let slot = |i: i32| _mm256_castsi256_ps(_mm256_set1_epi32(i));
+        let (one, two, three) = (slot(1), slot(2), slot(3));
+        for r in rows {
+            let top = x.add(((r / oh) * d.h + 2 * (r % oh)) * d.w * c);
+            let bottom = top.add(d.w * c);
+            let mut out = (r * ow) * c;
+            for j in 0..ow {
+                let (t, b) = (top.add(2 * j * c), bottom.add(2 * j * c));
+                for ch in (0..c).step_by(8) {
+                    let mut m = _mm256_loadu_ps(t.add(ch));
+                    let mut k = zero;
+                    for (v, i) in [
+                        (_mm256_loadu_ps(t.add(c + ch)), one),
+                        (_mm256_loadu_ps(b.add(ch)), two),
+                        (_mm256_loadu_ps(b.add(c + ch)), three),
+                    ] {
+                        let wins = _mm256_or_ps(
+                            _mm256_cmp_ps::<_CMP_GT_OQ>(v, m),
+                            _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                        );
+                        m = _mm256_blendv_ps(m, v, wins);
+                        k = _mm256_blendv_ps(k, i, wins);
+                    }
+                    let below = _mm256_cmp_ps::<_CMP_LT_OQ>(m, zero);
+                    _mm256_storeu_ps(y.add(out), _mm256_andnot_ps(below, m));
+                    if keep_mask {
+                        // Eight slots 0..3 as bytes: two unsigned saturating
+                        // packs leave them in bytes 0-3 and 16-19.
+                        let k = _mm256_castps_si256(k);
+                        let k = _mm256_packus_epi32(k, k);
+                        let k = _mm256_packus_epi16(k, k);
+                        let lo = _mm256_cvtsi256_si32(k) as u32;
+                        let hi = _mm256_extract_epi32::<4>(k) as u32;
+                        let bytes = (lo as u64) | ((hi as u64) << 32);
+                        m_out.add(out).cast::<u64>().write_unaligned(bytes);
+                    }
+                    out += 8;
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// As `forward`'s.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn backward(
+        d: Dims,
+        rows: std::ops::Range<usize>,
+        g: &[f32],
+        y: &[f32],
+        mask: &[u8],
+        gx: &mut [f32],
+    ) {
+        let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
+        let (g, y, mask, gx) = (g.as_ptr(), y.as_ptr(), mask.as_ptr(), gx.as_mut_ptr());
+        let zero = _mm256_setzero_ps();
+        let slots = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
+        for r in rows {
+            let top = gx.add(((r / oh) * d.h + 2 * (r % oh)) * d.w * c);
+            let bottom = top.add(d.w * c);
+            let mut o = (r * ow) * c;
+            for j in 0..ow {
+                let (t, b) = (top.add(2 * j * c), bottom.add(2 * j * c));
+                for ch in (0..c).step_by(8) {
+                    let passes = _mm256_cmp_ps::<_CMP_NLE_UQ>(_mm256_loadu_ps(y.add(o)), zero);
+                    let v = _mm256_and_ps(_mm256_add_ps(zero, _mm256_loadu_ps(g.add(o))), passes);
+                    let k = _mm256_cvtepu8_epi32(_mm_loadl_epi64(mask.add(o).cast()));
+                    let at = |i: usize| {
+                        let is = _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, slots[i]));
+                        _mm256_and_ps(v, is)
+                    };
+                    _mm256_storeu_ps(t.add(ch), at(0));
+                    _mm256_storeu_ps(t.add(c + ch), at(1));
+                    _mm256_storeu_ps(b.add(ch), at(2));
+                    _mm256_storeu_ps(b.add(c + ch), at(3));
+                    o += 8;
+                }
+            }
+        }
+    }
+}
