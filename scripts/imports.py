@@ -19,7 +19,7 @@ LAYERS = [
     ["rng", "memory", "slices"],
     ["results"],
     ["kit"],
-    ["data", "data/fetch", "models"],
+    ["data", "data/fetch", "models", "models/pool_relu"],
     ["metrics", "train", "train/dense"],
     ["frame", "plot", "sweep"],
     ["report"],

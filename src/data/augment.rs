@@ -1,6 +1,9 @@
-//! Training-time augmentation, applied to whole batches on the device with torch's
-//! generator (the caller wraps it in `rng::seeded`), never per sample.
+//! Training-time augmentation, applied to whole batches with torch's generator
+//! (the caller wraps it in `rng::seeded`), never per sample; SOTA's crop and flip
+//! of a CPU batch runs on the host (`crop`), the same draws and pixels.
 
+use super::crop;
+use crate::slices::{floats, is_host_float};
 use tch::{Kind, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -42,7 +45,33 @@ impl Augmentation {
     }
 }
 
+/// Crop and flip a batch [b, c, h, w]: on the host for a contiguous float32
+/// CPU batch (`crop`, the same draws and the same pixels), through tensor
+/// operations elsewhere (a GPU batch).
 fn crop_flip(x: &Tensor, pad: i64) -> Tensor {
+    let (b, c, h, w) = x
+        .size4()
+        .expect("crop+flip is only attached to NCHW image data");
+    if !is_host_float(x) {
+        return crop_flip_ops(x, pad);
+    }
+    let draws = crop::draw(b, pad);
+    let shape = [c as usize, h as usize, w as usize];
+    let image = shape.iter().product::<usize>();
+    let zeros = vec![0.0f32; shape[0]];
+    // Safety: `is_host_float` holds; x is only read here.
+    let src = unsafe { floats(x) };
+    let mut out = Vec::with_capacity(src.len());
+    for (k, pixels) in src.chunks_exact(image).enumerate() {
+        crop::push(&mut out, pixels, (&shape, pad, &zeros), &draws, k);
+    }
+    Tensor::from_slice(&out).view([b, c, h, w])
+}
+
+/// The crop and flip as tensor operations on `x`'s device: pad, gather rows and
+/// columns at the drawn offsets, mirror where drawn. `crop::draw` makes the same
+/// draws on the CPU.
+fn crop_flip_ops(x: &Tensor, pad: i64) -> Tensor {
     let (b, c, h, w) = x
         .size4()
         .expect("crop+flip is only attached to NCHW image data");
@@ -93,6 +122,21 @@ mod tests {
         let a = crate::rng::seeded(7, || Augmentation::CropFlip { pad: 2 }.apply(&x));
         let b = crate::rng::seeded(7, || Augmentation::CropFlip { pad: 2 }.apply(&x));
         assert!(a.equal(&b), "seeded, so repeatable");
+    }
+
+    #[test]
+    fn the_host_crop_is_the_tensor_operations_bit_for_bit() {
+        let x = Tensor::rand([64, 3, 9, 7], (Kind::Float, Device::Cpu));
+        for (seed, pad) in [(0, 4), (1, 2), (2, 1), (3, 5)] {
+            let host = crate::rng::seeded(seed, || crop_flip(&x, pad));
+            let ops = crate::rng::seeded(seed, || crop_flip_ops(&x, pad));
+            assert!(host.equal(&ops), "seed {seed}, pad {pad}");
+        }
+        // A batch the host cannot read in place takes the operations.
+        let strided = x.transpose(2, 3);
+        let a = crate::rng::seeded(9, || crop_flip(&strided, 2));
+        let b = crate::rng::seeded(9, || crop_flip_ops(&strided, 2));
+        assert!(a.equal(&b));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cifar;
 pub mod cinic;
 pub mod counter_rng;
+pub mod crop;
 pub mod docs;
 pub mod fetch;
 pub mod folders;

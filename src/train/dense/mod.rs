@@ -29,13 +29,12 @@
 //! autocast nor a gradient scaler; `MINIMA_ENGINE=libtorch` turns it off.
 
 mod crew;
-mod crop;
 mod pass;
 mod pixels;
 mod products;
 
 use super::sgd::Sgd;
-use crate::data::{Augmentation, Dataset, Inputs, Part, Split};
+use crate::data::{crop, Augmentation, Dataset, Inputs, Part, Split};
 use crate::metrics::evaluate::{evaluate, Score, EVAL_BATCH};
 use crate::models::{Arch, Model};
 use crate::slices::{floats, is_host_float, longs};
@@ -230,7 +229,7 @@ impl Dense {
                     shape,
                     pad,
                     crop::fill(mean, std),
-                    crop::draw(seed, len, pad),
+                    crate::rng::seeded(seed, || crop::draw(len, pad)),
                 ))
             }
             _ => return None,

@@ -1,10 +1,12 @@
-//! SOTA's random crop and flip on the host, for the batches the engine gathers
-//! itself: the offsets and flips `data::augment`'s libtorch version draws (the
-//! same torch RNG calls, in the same order, under the same seed), applied to the
-//! kept split of model inputs, where a pixel of the zero padding is the
-//! normalised zero, (0 − mean) / std, as libtorch computes it after padding.
-//! So the batch equals `Dataset::train_batch`'s bit for bit (tests/dense.rs)
-//! without its dozen tensor operations per step.
+//! The random crop and flip on the host: the offsets and flips `augment`'s
+//! libtorch version draws (the same torch RNG calls, in the same order), applied
+//! to images in memory. Bit for bit the same batch as the tensor operations
+//! (pure data movement) without their dozen dispatches, gathers and where.
+//!
+//! Used by `augment` for batches on the CPU (pixels in [0, 1], padding 0), and by
+//! the dense engine on its kept split of model inputs, where a pixel of the zero
+//! padding is the normalised zero, (0 − mean) / std, as libtorch computes it
+//! after padding (tests/dense.rs).
 
 use tch::{Device, Kind, Tensor};
 
@@ -16,21 +18,20 @@ pub struct Draws {
     flips: Vec<i64>,
 }
 
-/// The draws `augment::crop_flip` makes for a batch of `len` images under `seed`.
-pub fn draw(seed: i64, len: i64, pad: i64) -> Draws {
-    crate::rng::seeded(seed, || {
-        let offsets = || Tensor::randint(2 * pad + 1, [len, 1], (Kind::Int64, Device::Cpu));
-        let (rows, cols) = (offsets(), offsets());
-        let flips = Tensor::rand([len, 1, 1, 1], (Kind::Float, Device::Cpu))
-            .lt(0.5)
-            .to_kind(Kind::Int64);
-        let host = |t: Tensor| Vec::<i64>::try_from(t.flatten(0, -1)).unwrap_or_default();
-        Draws {
-            rows: host(rows),
-            cols: host(cols),
-            flips: host(flips),
-        }
-    })
+/// The draws `augment`'s crop and flip makes for a batch of `len` images, from
+/// torch's CPU generator as the caller seeded it.
+pub fn draw(len: i64, pad: i64) -> Draws {
+    let offsets = || Tensor::randint(2 * pad + 1, [len, 1], (Kind::Int64, Device::Cpu));
+    let (rows, cols) = (offsets(), offsets());
+    let flips = Tensor::rand([len, 1, 1, 1], (Kind::Float, Device::Cpu))
+        .lt(0.5)
+        .to_kind(Kind::Int64);
+    let host = |t: Tensor| Vec::<i64>::try_from(t.flatten(0, -1)).unwrap_or_default();
+    Draws {
+        rows: host(rows),
+        cols: host(cols),
+        flips: host(flips),
+    }
 }
 
 /// The value of a padded pixel per channel: zero normalised, in float32 as the
