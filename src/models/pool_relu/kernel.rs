@@ -1,10 +1,9 @@
 //! The fused 2×2 max-pool and ReLU on channels-last float32 planes, forward and
 //! backward, with libtorch's floats and choices (module docs in `mod.rs`).
 //!
-//! A plane is [n, h, w, c] in memory (a channels-last [n, c, h, w] tensor). A
-//! *row* is one output row: image `r / oh`, output row `r % oh`, made from input
-//! rows 2·(r % oh) and 2·(r % oh) + 1. Work is split by rows, so callers can hand
-//! disjoint row ranges to threads.
+//! A plane is [n, h, w, c] in memory (a channels-last [n, c, h, w] tensor). The
+//! loops run over output rows r: image `r / oh`, output row `r % oh`, made from
+//! input rows 2·(r % oh) and 2·(r % oh) + 1.
 
 /// The sizes of one call: input [n, h, w, c]; output [n, h / 2, w / 2, c].
 #[repr(C)]
@@ -66,19 +65,18 @@ fn slot_grad(g: f32, y: f32, k: u8, slot: u8) -> f32 {
     }
 }
 
-/// Forward of rows `rows`: y [rows, ow, c] and, unless `mask` is empty, the
-/// maximum's slot of each output.
-pub fn forward(d: Dims, rows: std::ops::Range<usize>, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
+/// The forward: y [n, oh, ow, c] and, unless `mask` is empty, the maximum's
+/// slot of each output.
+pub fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
     assert!(x.len() >= d.input_len() && y.len() >= d.output_len());
     assert!(mask.is_empty() || mask.len() >= d.output_len());
-    assert!(rows.end <= d.rows());
     #[cfg(target_arch = "x86_64")]
     if d.c.is_multiple_of(8) && avx2::available() {
         // Safety: the lengths are checked above; the CPU has AVX2.
-        return unsafe { avx2::forward(d, rows, x, y, mask) };
+        return unsafe { avx2::forward(d, x, y, mask) };
     }
     let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
-    for r in rows {
+    for r in 0..d.rows() {
         let top = ((r / oh) * d.h + 2 * (r % oh)) * d.w * c;
         let bottom = top + d.w * c;
         for j in 0..ow {
@@ -95,23 +93,14 @@ pub fn forward(d: Dims, rows: std::ops::Range<usize>, x: &[f32], y: &mut [f32], 
     }
 }
 
-/// Backward of rows `rows`: writes every value of their input rows in gx
-/// [n, h, w, c] (a last odd column, and for the last output row a last odd
-/// input row, get zeros: no window reads them), from the output gradient g,
-/// the forward's output y and its mask.
-pub fn backward(
-    d: Dims,
-    rows: std::ops::Range<usize>,
-    g: &[f32],
-    y: &[f32],
-    mask: &[u8],
-    gx: &mut [f32],
-) {
+/// The backward: writes every value of gx [n, h, w, c] (a last odd column or
+/// row gets zeros: no window reads it), from the output gradient g, the
+/// forward's output y and its mask.
+pub fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
     assert!(g.len() >= d.output_len() && y.len() >= d.output_len());
     assert!(mask.len() >= d.output_len() && gx.len() >= d.input_len());
-    assert!(rows.end <= d.rows());
     let (oh, ow, c, w) = (d.out_h(), d.out_w(), d.c, d.w);
-    for r in rows.clone() {
+    for r in 0..d.rows() {
         let top = ((r / oh) * d.h + 2 * (r % oh)) * w * c;
         // Inputs no window reads: a last odd column of both rows, and the
         // image's last odd row after its last output row.
@@ -126,9 +115,9 @@ pub fn backward(
     #[cfg(target_arch = "x86_64")]
     if d.c.is_multiple_of(8) && avx2::available() {
         // Safety: the lengths are checked above; the CPU has AVX2.
-        return unsafe { avx2::backward(d, rows, g, y, mask, gx) };
+        return unsafe { avx2::backward(d, g, y, mask, gx) };
     }
-    for r in rows {
+    for r in 0..d.rows() {
         let top = ((r / oh) * d.h + 2 * (r % oh)) * w * c;
         let bottom = top + w * c;
         for j in 0..ow {
@@ -157,20 +146,14 @@ mod avx2 {
     /// The CPU has AVX2; the slices hold `d`'s sizes (checked by the caller);
     /// d.c is a multiple of 8.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn forward(
-        d: Dims,
-        rows: std::ops::Range<usize>,
-        x: &[f32],
-        y: &mut [f32],
-        mask: &mut [u8],
-    ) {
+    pub(super) unsafe fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
         let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
         let (x, y, m_out) = (x.as_ptr(), y.as_mut_ptr(), mask.as_mut_ptr());
         let keep_mask = !mask.is_empty();
         let zero = _mm256_setzero_ps();
         let slot = |i: i32| _mm256_castsi256_ps(_mm256_set1_epi32(i));
         let (one, two, three) = (slot(1), slot(2), slot(3));
-        for r in rows {
+        for r in 0..d.rows() {
             let top = x.add(((r / oh) * d.h + 2 * (r % oh)) * d.w * c);
             let bottom = top.add(d.w * c);
             let mut out = (r * ow) * c;
@@ -213,19 +196,12 @@ mod avx2 {
     /// # Safety
     /// As `forward`'s.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn backward(
-        d: Dims,
-        rows: std::ops::Range<usize>,
-        g: &[f32],
-        y: &[f32],
-        mask: &[u8],
-        gx: &mut [f32],
-    ) {
+    pub(super) unsafe fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
         let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
         let (g, y, mask, gx) = (g.as_ptr(), y.as_ptr(), mask.as_ptr(), gx.as_mut_ptr());
         let zero = _mm256_setzero_ps();
         let slots = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
-        for r in rows {
+        for r in 0..d.rows() {
             let top = gx.add(((r / oh) * d.h + 2 * (r % oh)) * d.w * c);
             let bottom = top.add(d.w * c);
             let mut o = (r * ow) * c;

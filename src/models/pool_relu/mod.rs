@@ -17,7 +17,7 @@
 //! here. Anything else (another layout or dtype, a GPU tensor, autocast's bf16)
 //! takes libtorch's two ops.
 
-pub mod kernel;
+mod kernel;
 
 use super::layers::max_pool2;
 use kernel::Dims;
@@ -47,7 +47,7 @@ extern "C" {
     ) -> c_int;
 }
 
-/// The shim's forward: every row; no mask when `mask` is null (no backward).
+/// The shim's forward; no mask when `mask` is null (no backward follows).
 extern "C" fn forward_all(d: Dims, x: *const f32, y: *mut f32, mask: *mut u8) {
     // Safety: the shim passes tensors it allocated (y, mask) or checked (x,
     // channels-last float32) with exactly `d`'s sizes.
@@ -63,10 +63,10 @@ extern "C" fn forward_all(d: Dims, x: *const f32, y: *mut f32, mask: *mut u8) {
         // Safety: as above.
         unsafe { std::slice::from_raw_parts_mut(mask, d.output_len()) }
     };
-    kernel::forward(d, 0..d.rows(), x, y, mask);
+    kernel::forward(d, x, y, mask);
 }
 
-/// The shim's backward: every row.
+/// The shim's backward.
 extern "C" fn backward_all(d: Dims, g: *const f32, y: *const f32, mask: *const u8, gx: *mut f32) {
     // Safety: the shim passes the forward's output and mask, the output's
     // gradient made channels-last, and gx allocated at the input's size.
@@ -78,7 +78,7 @@ extern "C" fn backward_all(d: Dims, g: *const f32, y: *const f32, mask: *const u
             std::slice::from_raw_parts_mut(gx, d.input_len()),
         )
     };
-    kernel::backward(d, 0..d.rows(), g, y, mask, gx);
+    kernel::backward(d, g, y, mask, gx);
 }
 
 /// The sizes when `x` is what the kernels take: a channels-last float32 CPU
