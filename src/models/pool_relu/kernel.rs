@@ -25,6 +25,12 @@ impl Dims {
     pub fn rows(&self) -> usize {
         self.n * self.out_h()
     }
+    /// Where output row r's top input row starts: image r / oh, input row
+    /// 2·(r % oh).
+    pub fn top(&self, r: usize) -> usize {
+        let oh = self.out_h();
+        ((r / oh) * self.h + 2 * (r % oh)) * self.w * self.c
+    }
     pub fn input_len(&self) -> usize {
         self.n * self.h * self.w * self.c
     }
@@ -75,9 +81,9 @@ pub fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
         // Safety: the lengths are checked above; the CPU has AVX2.
         return unsafe { avx2::forward(d, x, y, mask) };
     }
-    let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
+    let (ow, c) = (d.out_w(), d.c);
     for r in 0..d.rows() {
-        let top = ((r / oh) * d.h + 2 * (r % oh)) * d.w * c;
+        let top = d.top(r);
         let bottom = top + d.w * c;
         for j in 0..ow {
             for ch in 0..c {
@@ -101,7 +107,7 @@ pub fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
     assert!(mask.len() >= d.output_len() && gx.len() >= d.input_len());
     let (oh, ow, c, w) = (d.out_h(), d.out_w(), d.c, d.w);
     for r in 0..d.rows() {
-        let top = ((r / oh) * d.h + 2 * (r % oh)) * w * c;
+        let top = d.top(r);
         // Inputs no window reads: a last odd column of both rows, and the
         // image's last odd row after its last output row.
         for row in [top, top + w * c] {
@@ -118,7 +124,7 @@ pub fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
         return unsafe { avx2::backward(d, g, y, mask, gx) };
     }
     for r in 0..d.rows() {
-        let top = ((r / oh) * d.h + 2 * (r % oh)) * w * c;
+        let top = d.top(r);
         let bottom = top + w * c;
         for j in 0..ow {
             for ch in 0..c {
@@ -147,14 +153,14 @@ mod avx2 {
     /// d.c is a multiple of 8.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
-        let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
+        let (ow, c) = (d.out_w(), d.c);
         let (x, y, m_out) = (x.as_ptr(), y.as_mut_ptr(), mask.as_mut_ptr());
         let keep_mask = !mask.is_empty();
         let zero = _mm256_setzero_ps();
         let slot = |i: i32| _mm256_castsi256_ps(_mm256_set1_epi32(i));
         let (one, two, three) = (slot(1), slot(2), slot(3));
         for r in 0..d.rows() {
-            let top = x.add(((r / oh) * d.h + 2 * (r % oh)) * d.w * c);
+            let top = x.add(d.top(r));
             let bottom = top.add(d.w * c);
             let mut out = (r * ow) * c;
             for j in 0..ow {
@@ -197,12 +203,12 @@ mod avx2 {
     /// As `forward`'s.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
-        let (oh, ow, c) = (d.out_h(), d.out_w(), d.c);
+        let (ow, c) = (d.out_w(), d.c);
         let (g, y, mask, gx) = (g.as_ptr(), y.as_ptr(), mask.as_ptr(), gx.as_mut_ptr());
         let zero = _mm256_setzero_ps();
         let slots = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
         for r in 0..d.rows() {
-            let top = gx.add(((r / oh) * d.h + 2 * (r % oh)) * d.w * c);
+            let top = gx.add(d.top(r));
             let bottom = top.add(d.w * c);
             let mut o = (r * ow) * c;
             for j in 0..ow {
