@@ -4,8 +4,10 @@
 // 2. Records the source commit, written into every run's config.json.
 // 3. Compiles the libtorch calls tch does not bind — src/train/autocast_shim.cpp
 //    (the autocast dtype and CPU switches) and src/train/sgd_shim.cpp (the
-//    multi-tensor SGD update) and src/models/pool_relu/shim.cpp (the fused pool
-//    and ReLU's autograd node) — against the headers of the libtorch torch-sys links.
+//    multi-tensor SGD update), src/models/pool_relu/shim.cpp (the fused pool
+//    and ReLU's autograd node) and src/models/batch_norm/shim.cpp (the
+//    channels-last batch norm's) — against the headers of the libtorch torch-sys
+//    links.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -22,7 +24,9 @@ fn main() {
         "src/train/autocast_shim.cpp",
         "src/train/sgd_shim.cpp",
         "src/models/pool_relu/shim.cpp",
+        "src/models/batch_norm/shim.cpp",
     ];
+    println!("cargo:rerun-if-changed=src/models/shim.h");
     for shim in shims {
         println!("cargo:rerun-if-changed={shim}");
     }

@@ -6,8 +6,12 @@
 //! `steps` SGD steps (momentum and L2 on, no augmentation) through
 //! `train::run::train_step`; compare/reference.py loads the same weights into the
 //! mirror PyTorch module and takes the same steps on the same batches in the same
-//! order. Both report the parameter count, the mean training loss over the steps
-//! and the eval-mode loss afterwards, which must agree within `TOLERANCE`.
+//! order, in float32 and in float64. Both report the parameter count, the mean
+//! training loss over the steps and the eval-mode loss afterwards. They agree
+//! when minima's losses are within `TOLERANCE` of PyTorch's float32 ones, or, as
+//! kernels that sum in other orders may round apart by more over a few steps of
+//! a deep net (minima's channels-last convolutions against PyTorch's NCHW ones),
+//! at most twice as far from the float64 losses as PyTorch's float32 losses are.
 
 use minima::data::{Dataset, Inputs, Part};
 use minima::metrics::evaluate::evaluate;
@@ -38,16 +42,34 @@ pub struct Agreement {
     pub train_loss: (f64, f64),
     /// Eval-mode loss on the examples after the steps: minima, PyTorch.
     pub final_loss: (f64, f64),
+    /// The same two losses from PyTorch in float64.
+    pub exact: (f64, f64),
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-12)
 }
 
 impl Agreement {
     pub fn max_relative_difference(&self) -> f64 {
-        let rel = |(a, b): (f64, f64)| (a - b).abs() / b.abs().max(1e-12);
+        let rel = |(a, b): (f64, f64)| relative(a, b);
         rel(self.train_loss).max(rel(self.final_loss))
     }
 
+    /// How far minima's and PyTorch's float32 losses are from float64's (the
+    /// larger of the two losses' relative differences, each side).
+    pub fn off_float64(&self) -> (f64, f64) {
+        let off = |side: fn((f64, f64)) -> f64| {
+            relative(side(self.train_loss), self.exact.0)
+                .max(relative(side(self.final_loss), self.exact.1))
+        };
+        (off(|p| p.0), off(|p| p.1))
+    }
+
     pub fn agrees(&self) -> bool {
-        self.params.0 == self.params.1 && self.max_relative_difference() <= TOLERANCE
+        let (ours, theirs) = self.off_float64();
+        self.params.0 == self.params.1
+            && (self.max_relative_difference() <= TOLERANCE || ours <= 2.0 * theirs)
     }
 }
 
@@ -169,13 +191,20 @@ pub fn check(
     ours.into_iter()
         .map(|(name, params, train_loss, final_loss)| {
             let r = &report[&name];
-            let losses: Vec<f64> = serde_json::from_value(r["step_losses"].clone())
-                .map_err(|e| format!("{name}: {e}"))?;
-            let theirs_train = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+            let mean = |key: &str| -> Result<f64, String> {
+                let losses: Vec<f64> = serde_json::from_value(r[key].clone())
+                    .map_err(|e| format!("{name}: {key}: {e}"))?;
+                Ok(losses.iter().sum::<f64>() / losses.len().max(1) as f64)
+            };
+            let theirs_train = mean("step_losses")?;
             Ok(Agreement {
                 params: (params, r["params"].as_i64().unwrap_or(-1)),
                 train_loss: (train_loss, theirs_train),
                 final_loss: (final_loss, r["final_loss"].as_f64().unwrap_or(f64::NAN)),
+                exact: (
+                    mean("step_losses_f64")?,
+                    r["final_loss_f64"].as_f64().unwrap_or(f64::NAN),
+                ),
                 name,
             })
         })

@@ -214,6 +214,36 @@ def startup(spec_json, root):
     print("first-step", flush=True)
 
 
+def run_case(spec, init, data, case, dtype):
+    """minima's steps of one check case in `dtype`: parameter count, the loss of
+    each step, the eval-mode loss after them."""
+    from safetensors.torch import load_file
+
+    model = minima_models.build(spec)
+    model.load_state_dict(load_file(str(init)), strict=True)
+    model = model.to(dtype)
+    x, y, order = data["x"], data["y"], data["order"]
+    mean = data["mean"].view(1, -1, 1, 1).to(dtype)
+    std = data["std"].view(1, -1, 1, 1).to(dtype)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=case["lr"], momentum=case["momentum"], weight_decay=case["weight_decay"]
+    )
+    model.train()
+    losses = []
+    batch = case["batch"]
+    for s in range(0, len(order), batch):
+        idx = order[s : s + batch]
+        opt.zero_grad()
+        loss = F.cross_entropy(model(((x[idx].to(dtype) / 255) - mean) / std), y[idx])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        final = F.cross_entropy(model(((x.to(dtype) / 255) - mean) / std), y).item()
+    return sum(p.numel() for p in model.parameters()), losses, final
+
+
 def check(directory):
     """Trains minima's exported init on minima's exported batches, in minima's
     order, with the SGD settings minima used, and reports the losses."""
@@ -227,31 +257,19 @@ def check(directory):
         name = case["name"]
         with safe_open(str(d / f"{name}.init.safetensors"), "pt") as f:
             spec = json.loads(f.metadata()[minima_models.SPEC_KEY])
-        model = minima_models.build(spec)
-        model.load_state_dict(load_file(str(d / f"{name}.init.safetensors")), strict=True)
         data = load_file(str(d / f"{name}.data.safetensors"))
-        x, y, order = data["x"], data["y"], data["order"]
-        mean, std = data["mean"].view(1, -1, 1, 1), data["std"].view(1, -1, 1, 1)
-        opt = torch.optim.SGD(
-            model.parameters(), lr=case["lr"], momentum=case["momentum"], weight_decay=case["weight_decay"]
-        )
-        model.train()
-        losses = []
-        batch = case["batch"]
-        for s in range(0, len(order), batch):
-            idx = order[s : s + batch]
-            opt.zero_grad()
-            loss = F.cross_entropy(model(((x[idx].float() / 255) - mean) / std), y[idx])
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        model.eval()
-        with torch.no_grad():
-            final = F.cross_entropy(model(((x.float() / 255) - mean) / std), y).item()
+        # float32 as a user runs it; float64 as the yardstick both float32 runs
+        # are measured against (their kernels may round differently).
+        runs = {kind: run_case(spec, d / f"{name}.init.safetensors", data, case, kind)
+                for kind in (torch.float32, torch.float64)}
+        params, losses, final = runs[torch.float32]
+        _, losses64, final64 = runs[torch.float64]
         report[name] = {
-            "params": sum(p.numel() for p in model.parameters()),
+            "params": params,
             "step_losses": losses,
             "final_loss": final,
+            "step_losses_f64": losses64,
+            "final_loss_f64": final64,
         }
     (d / "report.json").write_text(json.dumps(report))
 

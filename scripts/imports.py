@@ -19,7 +19,7 @@ LAYERS = [
     ["rng", "memory", "slices"],
     ["results"],
     ["kit"],
-    ["data", "data/fetch", "models", "models/pool_relu"],
+    ["data", "data/fetch", "models", "models/pool_relu", "models/batch_norm"],
     ["metrics", "train", "train/dense"],
     ["frame", "plot", "sweep"],
     ["report"],

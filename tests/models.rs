@@ -680,7 +680,10 @@ fn the_cnn_trains_alike_channels_last_and_nchw() {
         let value = (layout == "nchw").then_some("nchw");
         let out = dir.path().join(layout);
         let (config, history) = common::run_recorded(&script, &out, ("MINIMA_CONV_LAYOUT", value));
-        assert_eq!(config["cnn_layout"], layout, "config.json names the layout");
+        assert_eq!(
+            config["conv_layout"], layout,
+            "config.json names the layout"
+        );
         losses.push(common::floats(&history, "train_loss"));
     }
     assert_eq!(losses[0].len(), 3);

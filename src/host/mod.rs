@@ -49,7 +49,7 @@ impl Host {
             true => "channels_last",
             false => "nchw",
         };
-        session.note("cnn_layout", layout.into());
+        session.note("conv_layout", layout.into());
         let session = Rc::new(session);
         Host {
             engine: engine::build(&session),

@@ -138,6 +138,15 @@ pub fn channels_last(t: &Tensor) -> Tensor {
     out
 }
 
+/// Whether a 4-d tensor is laid out [n, h, w, c] in memory (strides of size-1
+/// dimensions do not matter, as in libtorch's own test of the layout).
+pub fn is_channels_last(x: &Tensor) -> bool {
+    let (size, stride) = (x.size(), x.stride());
+    let [_, c, h, w] = [size[0], size[1], size[2], size[3]];
+    let expected = [h * w * c, 1, w * c, c];
+    (0..4).all(|i| size[i] == 1 || stride[i] == expected[i])
+}
+
 /// torch.nn.Linear with reset_parameters' initialisation; forward is F.linear.
 #[derive(Debug)]
 pub struct Linear {
@@ -163,6 +172,8 @@ impl Linear {
 /// hence this type). In training mode the batch statistics normalise and the
 /// running statistics move by momentum (the variance's unbiased estimate, as
 /// PyTorch); in eval mode the running statistics normalise and nothing changes.
+/// Channels-last float32 activations on the CPU train through `batch_norm`,
+/// libtorch's NCHW arithmetic on channels-last memory.
 #[derive(Debug)]
 pub struct BatchNorm2d {
     weight: Tensor,
@@ -201,6 +212,18 @@ impl BatchNorm2d {
             // The buffer is shared with the var store; this updates it in place.
             let mut count = self.num_batches_tracked.shallow_clone();
             tch::no_grad(|| count += 1);
+            let fast = super::batch_norm::train_channels_last(
+                xs,
+                &self.weight,
+                &self.bias,
+                &self.running_mean,
+                &self.running_var,
+                Self::MOMENTUM,
+                Self::EPS,
+            );
+            if let Some(out) = fast {
+                return out;
+            }
         }
         Tensor::batch_norm(
             xs,

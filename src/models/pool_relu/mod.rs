@@ -19,7 +19,7 @@
 
 mod kernel;
 
-use super::layers::max_pool2;
+use super::layers::{is_channels_last, max_pool2};
 use kernel::Dims;
 use std::os::raw::{c_char, c_int};
 use tch::{Device, Kind, Tensor};
@@ -90,20 +90,12 @@ fn fused_dims(x: &Tensor) -> Option<Dims> {
     }
     let size = x.size();
     let [n, c, h, w] = [size[0], size[1], size[2], size[3]];
-    (channels_last(x) && n > 0 && c > 0 && h >= 2 && w >= 2).then_some(Dims {
+    (is_channels_last(x) && n > 0 && c > 0 && h >= 2 && w >= 2).then_some(Dims {
         n: n as usize,
         c: c as usize,
         h: h as usize,
         w: w as usize,
     })
-}
-
-/// Whether a 4-d tensor is laid out [n, h, w, c] in memory.
-fn channels_last(x: &Tensor) -> bool {
-    let (size, stride) = (x.size(), x.stride());
-    let [_, c, h, w] = [size[0], size[1], size[2], size[3]];
-    let expected = [h * w * c, 1, w * c, c];
-    (0..4).all(|i| size[i] == 1 || stride[i] == expected[i])
 }
 
 /// relu(max_pool2d(x, 2)), as torch's `F.max_pool2d(x, 2).relu()`: fused where
@@ -206,7 +198,7 @@ mod tests {
                 bits(&gx_ref),
                 "input gradients of {n}x{c}x{h}x{w}"
             );
-            assert!(channels_last(&y), "the output stays channels-last");
+            assert!(is_channels_last(&y), "the output stays channels-last");
             let plain = tch::no_grad(|| pool2_relu(&x));
             assert_eq!(
                 bits(&plain),

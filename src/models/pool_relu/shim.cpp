@@ -3,13 +3,12 @@
 // (src/models/pool_relu/kernel.rs) through the function pointers the caller
 // passes, so this file holds only the autograd plumbing. Compiled by build.rs
 // against the libtorch torch-sys links.
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cstdint>
-#include <cstring>
 #include <exception>
+
+#include "../shim.h"
 
 extern "C" {
 
@@ -30,14 +29,11 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+using minima_shim::channels_last;
 
 MinimaPoolDims dims_of(int64_t n, int64_t c, int64_t h, int64_t w) {
   return MinimaPoolDims{static_cast<size_t>(n), static_cast<size_t>(c), static_cast<size_t>(h),
                         static_cast<size_t>(w)};
-}
-
-at::Tensor channels_last(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  return at::empty(sizes, options.memory_format(at::MemoryFormat::ChannelsLast));
 }
 
 const MinimaPoolKernels* kernels_at(int64_t address) {
@@ -76,12 +72,6 @@ struct PoolRelu : public torch::autograd::Function<PoolRelu> {
   }
 };
 
-void write_error(const char* what, char* err, int err_len) {
-  if (err_len <= 0) return;
-  std::strncpy(err, what, static_cast<size_t>(err_len) - 1);
-  err[err_len - 1] = '\0';
-}
-
 }  // namespace
 
 extern "C" {
@@ -106,7 +96,7 @@ int minima_pool2_relu(const at::Tensor* x, const MinimaPoolKernels* kernels, at:
     *out = new at::Tensor(std::move(y));
     return 0;
   } catch (const std::exception& e) {
-    write_error(e.what(), err, err_len);
+    minima_shim::write_error(e.what(), err, err_len);
     return -1;
   }
 }
