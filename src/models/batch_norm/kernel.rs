@@ -7,8 +7,9 @@
 //! libtorch's NCHW kernel visits one channel's values.
 
 /// Runs one of the loops at the end of this file compiled for AVX2 and FMA where
-/// the CPU has them, plainly otherwise (`mul_add` is then libm's `fmaf`). The loops are written per channel within a row, so the compiler
-/// vectorises across channels and each channel's additions keep row order.
+/// the CPU has them, plainly otherwise (`mul_add` is then libm's `fmaf`). The
+/// loops are written per channel within a row, so the compiler vectorises across
+/// channels and each channel's additions keep row order.
 macro_rules! vectorised {
     ($f:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
