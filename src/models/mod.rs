@@ -14,6 +14,7 @@ pub mod mlp;
 pub mod pool_relu;
 pub mod resnet;
 pub mod rhai;
+mod shim;
 pub mod spec;
 pub mod vgg;
 pub mod weights;

@@ -174,11 +174,9 @@ pub fn train_channels_last(
     if !takes(x, [weight, bias, running_mean, running_var]) {
         return None;
     }
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    let mut err = [0 as c_char; 512];
     // Safety: the tensors are live and checked by `takes`; KERNELS is static;
     // the shim writes a new handle to `out` or a message to `err`.
-    let status = unsafe {
+    let y = super::shim::call("batch_norm", |out, err, len| unsafe {
         minima_batch_norm_channels_last(
             x.as_ptr(),
             weight.as_ptr(),
@@ -188,19 +186,12 @@ pub fn train_channels_last(
             momentum,
             eps,
             &KERNELS,
-            &mut out,
-            err.as_mut_ptr(),
-            err.len() as c_int,
+            out,
+            err,
+            len,
         )
-    };
-    if status != 0 {
-        // As tch's infallible ops do with libtorch's errors.
-        // Safety: the shim NUL-terminates the message.
-        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
-        panic!("batch_norm: {}", msg.to_string_lossy());
-    }
-    // Safety: the shim handed over ownership of a new tensor handle.
-    Some(unsafe { Tensor::from_ptr(out) })
+    });
+    Some(y)
 }
 
 #[cfg(test)]

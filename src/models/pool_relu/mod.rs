@@ -104,27 +104,11 @@ pub fn pool2_relu(x: &Tensor) -> Tensor {
     if fused_dims(x).is_none() {
         return max_pool2(x).relu();
     }
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    let mut err = [0 as c_char; 512];
     // Safety: x is a live tensor checked by `fused_dims`; KERNELS is static;
     // the shim writes a new handle to `out` or a message to `err`.
-    let status = unsafe {
-        minima_pool2_relu(
-            x.as_ptr(),
-            &KERNELS,
-            &mut out,
-            err.as_mut_ptr(),
-            err.len() as c_int,
-        )
-    };
-    if status != 0 {
-        // As tch's infallible ops do with libtorch's errors.
-        // Safety: the shim NUL-terminates the message.
-        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
-        panic!("pool2_relu: {}", msg.to_string_lossy());
-    }
-    // Safety: the shim handed over ownership of a new tensor handle.
-    unsafe { Tensor::from_ptr(out) }
+    super::shim::call("pool2_relu", |out, err, len| unsafe {
+        minima_pool2_relu(x.as_ptr(), &KERNELS, out, err, len)
+    })
 }
 
 #[cfg(test)]
