@@ -6,8 +6,9 @@
 //    (the autocast dtype and CPU switches) and src/train/sgd_shim.cpp (the
 //    multi-tensor SGD update), src/models/pool_relu/shim.cpp (the fused pool
 //    and ReLU's autograd node) and src/models/batch_norm/shim.cpp (the
-//    channels-last batch norm's) — against the headers of the libtorch torch-sys
-//    links.
+//    channels-last batch norm's), and src/models/shim.cpp (libtorch's
+//    intra-op threads for the models' kernels, hence OpenMP) — against the
+//    headers of the libtorch torch-sys links.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -25,6 +26,7 @@ fn main() {
         "src/train/sgd_shim.cpp",
         "src/models/pool_relu/shim.cpp",
         "src/models/batch_norm/shim.cpp",
+        "src/models/shim.cpp",
     ];
     println!("cargo:rerun-if-changed=src/models/shim.h");
     for shim in shims {
@@ -36,8 +38,10 @@ fn main() {
         // A system include: libtorch's own headers' warnings are not ours to fix.
         .flag("-isystem")
         .flag(&include)
+        .flag("-fopenmp")
         .files(shims)
         .compile("minima_shims");
+    link_openmp(&lib);
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -53,4 +57,17 @@ fn main() {
     println!("cargo:rustc-env=MINIMA_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
+}
+
+/// Links the OpenMP runtime libtorch runs its intra-op threads on, so that
+/// shim.cpp's parallel regions join those threads: the copy libtorch ships
+/// (the wheels' torch/lib/libgomp.so.1), else the system's, which a libtorch
+/// without its own copy links.
+fn link_openmp(lib: &str) {
+    let shipped = PathBuf::from(lib).join("libgomp.so.1");
+    if shipped.exists() {
+        println!("cargo:rustc-link-arg={}", shipped.display());
+    } else {
+        println!("cargo:rustc-link-lib=gomp");
+    }
 }

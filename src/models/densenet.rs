@@ -49,7 +49,7 @@ impl BnConv {
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.conv.forward(&self.bn.forward_t(xs, train).relu())
+        self.conv.forward(&self.bn.forward_relu_t(xs, train))
     }
 }
 
@@ -144,7 +144,7 @@ impl ModuleT for DenseNet {
                 Unit::Transition(t) => avg_pool2(&t.forward_t(&h, train)),
             };
         }
-        let h = self.bn1.forward_t(&h, train).relu();
+        let h = self.bn1.forward_relu_t(&h, train);
         self.fc.forward(&global_avg_pool(&h))
     }
 }

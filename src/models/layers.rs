@@ -173,7 +173,8 @@ impl Linear {
 /// running statistics move by momentum (the variance's unbiased estimate, as
 /// PyTorch); in eval mode the running statistics normalise and nothing changes.
 /// Channels-last float32 activations on the CPU train through `batch_norm`,
-/// libtorch's NCHW arithmetic on channels-last memory.
+/// libtorch's NCHW arithmetic on channels-last memory, with the ReLU that
+/// follows in the same pass (`forward_relu_t`).
 #[derive(Debug)]
 pub struct BatchNorm2d {
     weight: Tensor,
@@ -208,6 +209,16 @@ impl BatchNorm2d {
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_then(xs, train, false)
+    }
+
+    /// `forward_t(xs, train).relu()`, in one pass where `batch_norm`'s kernels
+    /// take it (the same floats, gradients included).
+    pub fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_then(xs, train, true)
+    }
+
+    fn forward_then(&self, xs: &Tensor, train: bool, relu: bool) -> Tensor {
         if train {
             // The buffer is shared with the var store; this updates it in place.
             let mut count = self.num_batches_tracked.shallow_clone();
@@ -220,12 +231,13 @@ impl BatchNorm2d {
                 &self.running_var,
                 Self::MOMENTUM,
                 Self::EPS,
+                relu,
             );
             if let Some(out) = fast {
                 return out;
             }
         }
-        Tensor::batch_norm(
+        let out = Tensor::batch_norm(
             xs,
             Some(&self.weight),
             Some(&self.bias),
@@ -235,7 +247,12 @@ impl BatchNorm2d {
             Self::MOMENTUM,
             Self::EPS,
             true,
-        )
+        );
+        if relu {
+            out.relu()
+        } else {
+            out
+        }
     }
 }
 

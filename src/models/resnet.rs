@@ -74,10 +74,10 @@ impl Block {
         let last = self.layers.len() - 1;
         let mut h = xs.shallow_clone();
         for (i, (conv, bn)) in self.layers.iter().enumerate() {
-            h = bn.forward_t(&conv.forward(&h), train);
-            if i < last {
-                h = h.relu();
-            }
+            h = match i < last {
+                true => bn.forward_relu_t(&conv.forward(&h), train),
+                false => bn.forward_t(&conv.forward(&h), train),
+            };
         }
         let skip = match &self.shortcut {
             Some((conv, bn)) => bn.forward_t(&conv.forward(xs), train),
@@ -127,7 +127,7 @@ impl ResNet {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut h = self.bn1.forward_t(&self.conv1.forward(xs), train).relu();
+        let mut h = self.bn1.forward_relu_t(&self.conv1.forward(xs), train);
         for block in &self.blocks {
             h = block.forward_t(&h, train);
         }

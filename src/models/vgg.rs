@@ -62,7 +62,7 @@ impl ModuleT for Vgg {
         let mut h = xs.shallow_clone();
         for stage in &self.features {
             h = match stage {
-                Stage::Conv(conv, bn) => bn.forward_t(&conv.forward(&h), train).relu(),
+                Stage::Conv(conv, bn) => bn.forward_relu_t(&conv.forward(&h), train),
                 Stage::Pool => max_pool2(&h),
             };
         }

@@ -5,18 +5,25 @@
 //! A channels-last [n, c, h, w] tensor is `rows` = n·h·w rows of `channels`
 //! floats; row r is pixel r % (h·w) of image r / (h·w), the order in which
 //! libtorch's NCHW kernel visits one channel's values.
+//!
+//! Both libtorch threads share each call: the per-channel sums by blocks of
+//! channels, each thread summing its channels over every row in row order (so
+//! the floats do not depend on the thread count), the elementwise passes by
+//! blocks of rows.
+
+use super::loops::{self, Dims, GradTerms, Upstream, CHANNEL_BLOCK};
+use crate::models::shim::{parallel_for, Parts};
+use std::ops::Range;
 
 /// Runs one of the loops at the end of this file compiled for AVX2 and FMA where
-/// the CPU has them, plainly otherwise (`mul_add` is then libm's `fmaf`). The
-/// loops are written per channel within a row, so the compiler vectorises across
-/// channels and each channel's additions keep row order.
+/// the CPU has them, plainly otherwise (`mul_add` is then libm's `fmaf`).
 macro_rules! vectorised {
     ($f:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 // Safety: the CPU has AVX2 and FMA.
-                unsafe { avx2::$f($($arg),*) }
+                unsafe { super::avx2::$f($($arg),*) }
             } else {
                 loops::$f($($arg),*)
             }
@@ -28,18 +35,23 @@ macro_rules! vectorised {
     }};
 }
 
-/// The sizes of one call.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Dims {
-    pub rows: usize,
-    pub channels: usize,
+/// Calls of fewer values run on one thread: libtorch's grain
+/// (at::internal::GRAIN_SIZE), below which its own elementwise ops do too.
+const GRAIN: usize = 32768;
+
+/// `f` over the channels in blocks, on libtorch's threads.
+fn for_channels(d: Dims, f: impl Fn(Range<usize>) + Sync) {
+    let blocks = d.channels.div_ceil(CHANNEL_BLOCK);
+    let grain = if d.len() < GRAIN { blocks } else { 1 };
+    parallel_for(blocks, grain, |b| {
+        f(b.start * CHANNEL_BLOCK..(b.end * CHANNEL_BLOCK).min(d.channels))
+    });
 }
 
-impl Dims {
-    pub fn len(&self) -> usize {
-        self.rows * self.channels
-    }
+/// `f` over the rows in blocks of at least `GRAIN` values, on libtorch's
+/// threads.
+fn for_rows(d: Dims, f: impl Fn(Range<usize>) + Sync) {
+    parallel_for(d.rows, GRAIN.div_ceil(d.channels), f);
 }
 
 /// The per-channel tensors of one batch norm (each `channels` long).
@@ -67,21 +79,40 @@ pub struct Stats<'a> {
 /// machine code: its source leaves the precision of these steps to the compiler);
 /// output x·α + β with α = invstd·w and β = b − mean·α in f32, the last two
 /// with one rounding each (fused multiply-adds: libtorch's CPU kernels are
-/// compiled for AVX2 with FMA, and GCC contracts `x * alpha + beta`).
-pub fn forward(d: Dims, x: &[f32], p: &Params, momentum: f64, eps: f64, y: &mut [f32], s: Stats) {
+/// compiled for AVX2 with FMA, and GCC contracts `x * alpha + beta`). With
+/// `relu`, the output is relu's of that: clamp_min(·, 0), which keeps NaN and
+/// −0.0 and maps values below zero to +0.0.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    d: Dims,
+    x: &[f32],
+    p: &Params,
+    momentum: f64,
+    eps: f64,
+    relu: bool,
+    y: &mut [f32],
+    s: Stats,
+) {
     let c = d.channels;
-    let mut acc = vec![0f64; c];
-    vectorised!(sums(d, x, &mut acc));
-    for (m, a) in s.mean.iter_mut().zip(&acc) {
-        *m = (a / d.rows as f64) as f32;
+    let mut var_sums = vec![0f64; c];
+    {
+        let (means, var_sums) = (Parts::new(s.mean), Parts::new(&mut var_sums));
+        for_channels(d, |ch| {
+            // Safety: the blocks' channels are disjoint.
+            let (mean, var_sum) = unsafe { (means.part(ch.clone()), var_sums.part(ch.clone())) };
+            let mut sum = vec![0f64; ch.len()];
+            vectorised!(sums(d, x, ch.start, &mut sum));
+            for (m, a) in mean.iter_mut().zip(&sum) {
+                *m = (a / d.rows as f64) as f32;
+            }
+            vectorised!(squares(d, x, ch.start, mean, var_sum));
+        });
     }
-    acc.fill(0.0);
-    vectorised!(squares(d, x, s.mean, &mut acc));
     let m = momentum as f32;
     let mut alpha = vec![0f32; c];
     let mut beta = vec![0f32; c];
     for k in 0..c {
-        let var_sum = acc[k] as f32;
+        let var_sum = var_sums[k] as f32;
         let var = var_sum / d.rows as f32;
         s.invstd[k] = match var != 0.0 || eps != 0.0 {
             true => (1.0 / (var as f64 + eps).sqrt()) as f32,
@@ -94,7 +125,13 @@ pub fn forward(d: Dims, x: &[f32], p: &Params, momentum: f64, eps: f64, y: &mut 
         alpha[k] = s.invstd[k] * p.weight[k];
         beta[k] = (-s.mean[k]).mul_add(alpha[k], p.bias[k]);
     }
-    vectorised!(affine(d, x, &alpha, &beta, y));
+    let out = Parts::new(y);
+    for_rows(d, |rows| {
+        let at = rows.start * c..rows.end * c;
+        // Safety: the blocks' rows are disjoint.
+        let y = unsafe { out.part(at.clone()) };
+        vectorised!(affine(c, &x[at], &alpha, &beta, relu, y));
+    });
 }
 
 /// The gradients of `forward`'s output `g`, as libtorch's
@@ -104,11 +141,14 @@ pub fn forward(d: Dims, x: &[f32], p: &Params, momentum: f64, eps: f64, y: &mut 
 /// fused, as in libtorch's build), gw = dotp·invstd, gb = sum. The
 /// two sums run in f64 in row order (libtorch adds each image's plane in f32
 /// vector lanes, then the planes in f64), the rest is libtorch's f32 arithmetic.
+/// For a forward with `relu`, `g` is the ReLU's output gradient and
+/// `g.relu_out` its output: g passes where that is not ≤ 0 and is +0.0
+/// elsewhere, as libtorch's threshold_backward.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     d: Dims,
     x: &[f32],
-    g: &[f32],
+    g: Upstream,
     mean: &[f32],
     invstd: &[f32],
     weight: &[f32],
@@ -119,7 +159,14 @@ pub fn backward(
     let c = d.channels;
     let mut sum = vec![0f64; c];
     let mut dotp = vec![0f64; c];
-    vectorised!(grad_sums(d, x, g, mean, &mut sum, &mut dotp));
+    {
+        let (sums, dotps) = (Parts::new(&mut sum), Parts::new(&mut dotp));
+        for_channels(d, |ch| {
+            // Safety: the blocks' channels are disjoint.
+            let (s, dp) = unsafe { (sums.part(ch.clone()), dotps.part(ch.clone())) };
+            vectorised!(grad_sums(d, x, g, ch.start, &mean[ch], s, dp));
+        });
+    }
     let n = d.rows as f32;
     let mut k = vec![0f32; c];
     let mut grad_mean = vec![0f32; c];
@@ -136,122 +183,11 @@ pub fn backward(
         invstd,
         weight,
     };
-    vectorised!(grad_input(d, x, g, &terms, gx));
-}
-
-/// Per-channel constants of the input gradient.
-struct GradTerms<'a> {
-    mean: &'a [f32],
-    k: &'a [f32],
-    grad_mean: &'a [f32],
-    invstd: &'a [f32],
-    weight: &'a [f32],
-}
-
-mod loops {
-    use super::{Dims, GradTerms};
-
-    #[inline(always)]
-    pub fn sums(d: Dims, x: &[f32], acc: &mut [f64]) {
-        for row in x.chunks_exact(d.channels) {
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v as f64;
-            }
-        }
-    }
-
-    #[inline(always)]
-    pub fn squares(d: Dims, x: &[f32], mean: &[f32], acc: &mut [f64]) {
-        for row in x.chunks_exact(d.channels) {
-            for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mean) {
-                *a += ((v - m) * (v - m)) as f64;
-            }
-        }
-    }
-
-    #[inline(always)]
-    pub fn affine(d: Dims, x: &[f32], alpha: &[f32], beta: &[f32], y: &mut [f32]) {
-        for (out, row) in y
-            .chunks_exact_mut(d.channels)
-            .zip(x.chunks_exact(d.channels))
-        {
-            for (((o, &v), &a), &b) in out.iter_mut().zip(row).zip(alpha).zip(beta) {
-                *o = v.mul_add(a, b);
-            }
-        }
-    }
-
-    #[inline(always)]
-    pub fn grad_sums(
-        d: Dims,
-        x: &[f32],
-        g: &[f32],
-        mean: &[f32],
-        sum: &mut [f64],
-        dotp: &mut [f64],
-    ) {
-        let c = d.channels;
-        let (mean, sum, dotp) = (&mean[..c], &mut sum[..c], &mut dotp[..c]);
-        for (row, grow) in x.chunks_exact(c).zip(g.chunks_exact(c)) {
-            for k in 0..c {
-                sum[k] += grow[k] as f64;
-                dotp[k] += ((row[k] - mean[k]) * grow[k]) as f64;
-            }
-        }
-    }
-
-    #[inline(always)]
-    pub fn grad_input(d: Dims, x: &[f32], g: &[f32], t: &GradTerms, gx: &mut [f32]) {
-        let c = d.channels;
-        let (mean, k, grad_mean) = (&t.mean[..c], &t.k[..c], &t.grad_mean[..c]);
-        let (invstd, weight) = (&t.invstd[..c], &t.weight[..c]);
-        let rows = gx
-            .chunks_exact_mut(c)
-            .zip(x.chunks_exact(c))
-            .zip(g.chunks_exact(c));
-        for ((out, row), grow) in rows {
-            for i in 0..c {
-                let centred = row[i] - mean[i];
-                let dx = (-centred).mul_add(k[i], grow[i] - grad_mean[i]);
-                out[i] = dx * invstd[i] * weight[i];
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{loops, Dims, GradTerms};
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn sums(d: Dims, x: &[f32], acc: &mut [f64]) {
-        loops::sums(d, x, acc)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn squares(d: Dims, x: &[f32], mean: &[f32], acc: &mut [f64]) {
-        loops::squares(d, x, mean, acc)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn affine(d: Dims, x: &[f32], alpha: &[f32], beta: &[f32], y: &mut [f32]) {
-        loops::affine(d, x, alpha, beta, y)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn grad_sums(
-        d: Dims,
-        x: &[f32],
-        g: &[f32],
-        mean: &[f32],
-        sum: &mut [f64],
-        dotp: &mut [f64],
-    ) {
-        loops::grad_sums(d, x, g, mean, sum, dotp)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn grad_input(d: Dims, x: &[f32], g: &[f32], t: &GradTerms, gx: &mut [f32]) {
-        loops::grad_input(d, x, g, t, gx)
-    }
+    let out = Parts::new(gx);
+    for_rows(d, |rows| {
+        let at = rows.start * c..rows.end * c;
+        // Safety: the blocks' rows are disjoint.
+        let gx = unsafe { out.part(at.clone()) };
+        vectorised!(grad_input(c, &x[at.clone()], g.rows(at), &terms, gx));
+    });
 }

@@ -17,10 +17,14 @@
 //! NCHW, another dtype such as autocast's bf16, a GPU tensor) takes libtorch's
 //! `batch_norm`.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod kernel;
+mod loops;
 
 use super::layers::is_channels_last;
-use kernel::{Dims, Params, Stats};
+use kernel::{Params, Stats};
+use loops::{Dims, Upstream};
 use std::os::raw::{c_char, c_int};
 use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
@@ -35,6 +39,7 @@ struct Kernels {
         *const f32,
         f64,
         f64,
+        bool,
         *mut f32,
         *mut f32,
         *mut f32,
@@ -43,6 +48,7 @@ struct Kernels {
     ),
     backward: extern "C" fn(
         Dims,
+        *const f32,
         *const f32,
         *const f32,
         *const f32,
@@ -69,6 +75,7 @@ extern "C" {
         running_var: *const C_tensor,
         momentum: f64,
         eps: f64,
+        relu: bool,
         kernels: *const Kernels,
         out: *mut *mut C_tensor,
         err: *mut c_char,
@@ -85,6 +92,7 @@ extern "C" fn forward_all(
     bias: *const f32,
     momentum: f64,
     eps: f64,
+    relu: bool,
     y: *mut f32,
     mean: *mut f32,
     invstd: *mut f32,
@@ -107,16 +115,18 @@ extern "C" fn forward_all(
         };
         let x = std::slice::from_raw_parts(x, d.len());
         let y = std::slice::from_raw_parts_mut(y, d.len());
-        kernel::forward(d, x, &p, momentum, eps, y, s);
+        kernel::forward(d, x, &p, momentum, eps, relu, y, s);
     }
 }
 
-/// The shim's backward.
+/// The shim's backward; `relu_out` is the forward's output when it ended in a
+/// ReLU, null otherwise.
 #[allow(clippy::too_many_arguments)]
 extern "C" fn backward_all(
     d: Dims,
     x: *const f32,
     g: *const f32,
+    relu_out: *const f32,
     mean: *const f32,
     invstd: *const f32,
     weight: *const f32,
@@ -125,13 +135,18 @@ extern "C" fn backward_all(
     gb: *mut f32,
 ) {
     let c = d.channels;
-    // Safety: the shim passes the forward's input, weight and saved statistics,
-    // the output's gradient made channels-last, and gradients it allocated.
+    // Safety: the shim passes the forward's input, weight, saved statistics
+    // and output, the output's gradient made channels-last, and gradients it
+    // allocated.
     unsafe {
+        let g = Upstream {
+            g: std::slice::from_raw_parts(g, d.len()),
+            relu_out: (!relu_out.is_null()).then(|| std::slice::from_raw_parts(relu_out, d.len())),
+        };
         kernel::backward(
             d,
             std::slice::from_raw_parts(x, d.len()),
-            std::slice::from_raw_parts(g, d.len()),
+            g,
             std::slice::from_raw_parts(mean, c),
             std::slice::from_raw_parts(invstd, c),
             std::slice::from_raw_parts(weight, c),
@@ -160,8 +175,9 @@ fn takes(x: &Tensor, per_channel: [&Tensor; 4]) -> bool {
 }
 
 /// F.batch_norm(x, running_mean, running_var, weight, bias, training=True,
-/// momentum, eps) through the kernels where they take `x` (`takes`), None
-/// otherwise. Moves the running statistics in place.
+/// momentum, eps), and its relu with `relu`, through the kernels where they
+/// take `x` (`takes`), None otherwise. Moves the running statistics in place.
+#[allow(clippy::too_many_arguments)]
 pub fn train_channels_last(
     x: &Tensor,
     weight: &Tensor,
@@ -170,6 +186,7 @@ pub fn train_channels_last(
     running_var: &Tensor,
     momentum: f64,
     eps: f64,
+    relu: bool,
 ) -> Option<Tensor> {
     if !takes(x, [weight, bias, running_mean, running_var]) {
         return None;
@@ -185,6 +202,7 @@ pub fn train_channels_last(
             running_var.as_ptr(),
             momentum,
             eps,
+            relu,
             &KERNELS,
             out,
             err,
@@ -195,232 +213,4 @@ pub fn train_channels_last(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Channels-last [n, c, h, w] activations whose channels sit far from zero
-    /// against their spread (the case where float32 sums lose digits).
-    fn activations(n: i64, c: i64, h: i64, w: i64, seed: i64) -> Tensor {
-        tch::manual_seed(seed);
-        let shift = Tensor::arange(c, (Kind::Float, Device::Cpu)).view([1, c, 1, 1]) * 7.0 - 3.0;
-        let x = Tensor::randn([n, h, w, c], (Kind::Float, Device::Cpu)).permute([0, 3, 1, 2]);
-        x * 0.5 + shift
-    }
-
-    struct Norm {
-        weight: Tensor,
-        bias: Tensor,
-        running_mean: Tensor,
-        running_var: Tensor,
-    }
-
-    impl Norm {
-        fn new(c: i64, kind: Kind) -> Norm {
-            let opts = (kind, Device::Cpu);
-            Norm {
-                weight: (Tensor::rand([c], opts) + 0.5).set_requires_grad(true),
-                bias: Tensor::randn([c], opts).set_requires_grad(true),
-                running_mean: Tensor::randn([c], opts),
-                running_var: Tensor::rand([c], opts) + 0.5,
-            }
-        }
-
-        fn to(&self, kind: Kind) -> Norm {
-            let leaf = |t: &Tensor| t.detach().to_kind(kind).set_requires_grad(true);
-            Norm {
-                weight: leaf(&self.weight),
-                bias: leaf(&self.bias),
-                // A copy even in the same kind: each run moves its own.
-                running_mean: self.running_mean.to_kind(kind).copy(),
-                running_var: self.running_var.to_kind(kind).copy(),
-            }
-        }
-
-        fn libtorch(&self, x: &Tensor) -> Tensor {
-            Tensor::batch_norm(
-                x,
-                Some(&self.weight),
-                Some(&self.bias),
-                Some(&self.running_mean),
-                Some(&self.running_var),
-                true,
-                0.1,
-                1e-5,
-                false,
-            )
-        }
-
-        fn kernels(&self, x: &Tensor) -> Tensor {
-            let n = (
-                &self.weight,
-                &self.bias,
-                &self.running_mean,
-                &self.running_var,
-            );
-            train_channels_last(x, n.0, n.1, n.2, n.3, 0.1, 1e-5).expect("the kernels take x")
-        }
-    }
-
-    /// Output, running statistics and the gradients of x, weight and bias for
-    /// an output gradient `g`, through `f`.
-    fn run(f: impl Fn(&Norm, &Tensor) -> Tensor, n: &Norm, x: &Tensor, g: &Tensor) -> Vec<Tensor> {
-        let leaf = x.detach().set_requires_grad(true);
-        let y = f(n, &leaf);
-        let grads = Tensor::run_backward(
-            &[(&y * g).sum(y.kind())],
-            &[&leaf, &n.weight, &n.bias],
-            false,
-            false,
-        );
-        let mut out = vec![y.detach(), n.running_mean.copy(), n.running_var.copy()];
-        out.extend(grads);
-        out
-    }
-
-    fn bits(t: &Tensor) -> Vec<u32> {
-        let t = t.contiguous().flatten(0, -1);
-        Vec::<f32>::try_from(t)
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
-    }
-
-    fn count_differing(a: &Tensor, b: &Tensor) -> usize {
-        bits(a)
-            .iter()
-            .zip(bits(b))
-            .filter(|(x, y)| **x != *y)
-            .count()
-    }
-
-    /// |a − b| at its largest, against b's largest |value|.
-    fn relative(a: &Tensor, b: &Tensor) -> f64 {
-        let diff = (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
-            .abs()
-            .max();
-        diff.double_value(&[]) / b.abs().max().to_kind(Kind::Double).double_value(&[])
-    }
-
-    #[test]
-    fn the_forward_is_libtorchs_nchw_bit_for_bit_and_the_gradients_as_accurate() {
-        // c = 16 and 24: vectorised channels; 3 and 1: a partial or no vector;
-        // odd planes; a single pixel per image.
-        for (k, (n, c, h, w)) in [
-            (8, 16, 6, 6),
-            (4, 3, 7, 5),
-            (16, 1, 4, 4),
-            (5, 24, 3, 9),
-            (64, 8, 1, 1),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let x = activations(n, c, h, w, k as i64);
-            tch::manual_seed(100 + k as i64);
-            let g = x.randn_like();
-            let norm = Norm::new(c, Kind::Float);
-            let (ours_n, nchw_n, f64_n) = (
-                norm.to(Kind::Float),
-                norm.to(Kind::Float),
-                norm.to(Kind::Double),
-            );
-            let ours = run(Norm::kernels, &ours_n, &x, &g);
-            let nchw = run(Norm::libtorch, &nchw_n, &x.contiguous(), &g.contiguous());
-            let exact = run(
-                Norm::libtorch,
-                &f64_n,
-                &x.to_kind(Kind::Double).contiguous(),
-                &g.to_kind(Kind::Double),
-            );
-            let what = format!("{n}x{c}x{h}x{w}");
-            assert!(
-                is_channels_last(&ours[0]),
-                "{what}: the output stays channels-last"
-            );
-            for (i, name) in ["output", "running mean", "running variance"]
-                .iter()
-                .enumerate()
-            {
-                // One-pixel planes: libtorch sums those in its channels-last
-                // float32 kernel (an [n, c, 1, 1] tensor is in both layouts),
-                // where these keep float64's sums.
-                if h * w == 1 {
-                    let (ours_err, nchw_err) =
-                        (relative(&ours[i], &exact[i]), relative(&nchw[i], &exact[i]));
-                    assert!(
-                        ours_err <= nchw_err.max(1e-7),
-                        "{what}: {name} off float64 by {ours_err:e} (libtorch {nchw_err:e})"
-                    );
-                    continue;
-                }
-                let differ = count_differing(&ours[i], &nchw[i]);
-                let by = relative(&ours[i], &nchw[i]);
-                assert_eq!(
-                    differ, 0,
-                    "{what}: {name}: {differ} floats differ, by up to {by:e}"
-                );
-            }
-            // The gradients: libtorch's NCHW kernel sums in float32 lanes where
-            // these sum in float64, so they agree to rounding, and are at least
-            // as close to float64's.
-            for (i, name) in [
-                (3, "input gradient"),
-                (4, "weight gradient"),
-                (5, "bias gradient"),
-            ] {
-                let (to_nchw, ours_err) =
-                    (relative(&ours[i], &nchw[i]), relative(&ours[i], &exact[i]));
-                let nchw_err = relative(&nchw[i], &exact[i]);
-                assert!(
-                    to_nchw <= 1e-5,
-                    "{what}: {name} differs from NCHW's by {to_nchw:e}"
-                );
-                assert!(
-                    ours_err <= 2.0 * nchw_err + 1e-7,
-                    "{what}: {name} off float64 by {ours_err:e} (NCHW {nchw_err:e})"
-                );
-            }
-            // Without a gradient: the same output and running statistics.
-            let plain_n = norm.to(Kind::Float);
-            let plain = tch::no_grad(|| plain_n.kernels(&x));
-            assert_eq!(
-                bits(&plain),
-                bits(&ours[0]),
-                "{what}: the forward without a gradient"
-            );
-            assert_eq!(
-                bits(&plain_n.running_var),
-                bits(&ours[2]),
-                "{what}: its running variance"
-            );
-        }
-    }
-
-    #[test]
-    fn other_layouts_kinds_and_sizes_take_libtorchs_batch_norm() {
-        let x = activations(2, 8, 4, 4, 0);
-        let norm = Norm::new(8, Kind::Float);
-        let per_channel = [
-            &norm.weight,
-            &norm.bias,
-            &norm.running_mean,
-            &norm.running_var,
-        ];
-        assert!(takes(&x, per_channel));
-        assert!(!takes(&x.contiguous(), per_channel), "NCHW");
-        assert!(!takes(&x.to_kind(Kind::Double), per_channel), "float64");
-        assert!(
-            !takes(
-                &x.narrow(0, 0, 1).narrow(2, 0, 1).narrow(3, 0, 1),
-                per_channel
-            ),
-            "one value a channel"
-        );
-        let short = Tensor::zeros([4], (Kind::Float, Device::Cpu));
-        assert!(
-            !takes(&x, [&norm.weight, &norm.bias, &short, &norm.running_var]),
-            "statistics of another size"
-        );
-    }
-}
+mod tests;

@@ -20,10 +20,12 @@ struct MinimaNormDims {
 // mod.rs's `Kernels`.
 struct MinimaNormKernels {
   void (*forward)(MinimaNormDims, const float* x, const float* weight, const float* bias,
-                  double momentum, double eps, float* y, float* mean, float* invstd,
+                  double momentum, double eps, bool relu, float* y, float* mean, float* invstd,
                   float* running_mean, float* running_var);
-  void (*backward)(MinimaNormDims, const float* x, const float* g, const float* mean,
-                   const float* invstd, const float* weight, float* gx, float* gw, float* gb);
+  // relu_out: the forward's output when it ended in a ReLU, else null.
+  void (*backward)(MinimaNormDims, const float* x, const float* g, const float* relu_out,
+                   const float* mean, const float* invstd, const float* weight, float* gx,
+                   float* gw, float* gb);
 };
 }
 
@@ -42,19 +44,20 @@ const MinimaNormKernels* kernels_at(int64_t address) {
   return reinterpret_cast<const MinimaNormKernels*>(address);
 }
 
-// The output, and the batch's mean and 1/std the backward needs; moves the
-// running statistics.
+// The output (its ReLU's with `relu`), and the batch's mean and 1/std the
+// backward needs; moves the running statistics.
 struct Forward {
   at::Tensor y, mean, invstd;
 };
 
 Forward run_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                     const at::Tensor& running_mean, const at::Tensor& running_var,
-                    double momentum, double eps, const MinimaNormKernels* kernels) {
+                    double momentum, double eps, bool relu,
+                    const MinimaNormKernels* kernels) {
   Forward f{channels_last(x.sizes(), x.options()), at::empty({x.size(1)}, weight.options()),
             at::empty({x.size(1)}, weight.options())};
   kernels->forward(dims_of(x), x.const_data_ptr<float>(), weight.const_data_ptr<float>(),
-                   bias.const_data_ptr<float>(), momentum, eps, f.y.mutable_data_ptr<float>(),
+                   bias.const_data_ptr<float>(), momentum, eps, relu, f.y.mutable_data_ptr<float>(),
                    f.mean.mutable_data_ptr<float>(), f.invstd.mutable_data_ptr<float>(),
                    running_mean.mutable_data_ptr<float>(), running_var.mutable_data_ptr<float>());
   return f;
@@ -66,10 +69,12 @@ struct BatchNormChannelsLast : public torch::autograd::Function<BatchNormChannel
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias, const at::Tensor& running_mean,
                             const at::Tensor& running_var, double momentum, double eps,
-                            int64_t kernels) {
-    Forward f = run_forward(x, weight, bias, running_mean, running_var, momentum, eps,
+                            bool relu, int64_t kernels) {
+    Forward f = run_forward(x, weight, bias, running_mean, running_var, momentum, eps, relu,
                             kernels_at(kernels));
-    ctx->save_for_backward({x, weight, f.mean, f.invstd});
+    // The ReLU's backward reads its output (autograd checks it is not changed
+    // in place before then); an undefined tensor without one.
+    ctx->save_for_backward({x, weight, f.mean, f.invstd, relu ? f.y : at::Tensor()});
     ctx->saved_data["kernels"] = kernels;
     return f.y;
   }
@@ -78,6 +83,7 @@ struct BatchNormChannelsLast : public torch::autograd::Function<BatchNormChannel
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
     const at::Tensor& weight = saved[1];
+    const at::Tensor& relu_out = saved[4];
     // The next layer's backward may hand a gradient in another layout: the
     // kernel reads channels-last.
     const at::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
@@ -86,10 +92,13 @@ struct BatchNormChannelsLast : public torch::autograd::Function<BatchNormChannel
     at::Tensor gb = at::empty_like(weight);
     kernels_at(ctx->saved_data["kernels"].toInt())
         ->backward(dims_of(x), x.const_data_ptr<float>(), g.const_data_ptr<float>(),
+                   relu_out.defined() ? relu_out.const_data_ptr<float>() : nullptr,
                    saved[2].const_data_ptr<float>(), saved[3].const_data_ptr<float>(),
                    weight.const_data_ptr<float>(), gx.mutable_data_ptr<float>(),
                    gw.mutable_data_ptr<float>(), gb.mutable_data_ptr<float>());
-    return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    // One gradient per forward input: x, weight, bias, and none for the rest.
+    return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 
@@ -98,7 +107,8 @@ struct BatchNormChannelsLast : public torch::autograd::Function<BatchNormChannel
 extern "C" {
 
 // F.batch_norm(x, running_mean, running_var, weight, bias, training=True,
-// momentum, eps) of a channels-last float32 CPU tensor x [n, c, h, w], through
+// momentum, eps), and its relu with `relu`, of a channels-last float32 CPU
+// tensor x [n, c, h, w], through
 // the kernels at `kernels`; an autograd node when gradients are being recorded
 // and x, weight or bias requires one, a plain forward otherwise. The running
 // statistics move either way. Returns 0 with the result in *out (a new handle
@@ -106,16 +116,18 @@ extern "C" {
 int minima_batch_norm_channels_last(const at::Tensor* x, const at::Tensor* weight,
                                     const at::Tensor* bias, const at::Tensor* running_mean,
                                     const at::Tensor* running_var, double momentum, double eps,
-                                    const MinimaNormKernels* kernels, at::Tensor** out, char* err,
-                                    int err_len) {
+                                    bool relu, const MinimaNormKernels* kernels, at::Tensor** out,
+                                    char* err, int err_len) {
   try {
     at::Tensor y;
     const bool grad = x->requires_grad() || weight->requires_grad() || bias->requires_grad();
     if (at::GradMode::is_enabled() && grad) {
       y = BatchNormChannelsLast::apply(*x, *weight, *bias, *running_mean, *running_var, momentum,
-                                       eps, reinterpret_cast<int64_t>(kernels));
+                                       eps, relu, reinterpret_cast<int64_t>(kernels));
     } else {
-      y = run_forward(*x, *weight, *bias, *running_mean, *running_var, momentum, eps, kernels).y;
+      y = run_forward(*x, *weight, *bias, *running_mean, *running_var, momentum, eps, relu,
+                      kernels)
+              .y;
     }
     *out = new at::Tensor(std::move(y));
     return 0;

@@ -3,7 +3,16 @@
 //!
 //! A plane is [n, h, w, c] in memory (a channels-last [n, c, h, w] tensor). The
 //! loops run over output rows r: image `r / oh`, output row `r % oh`, made from
-//! input rows 2·(r % oh) and 2·(r % oh) + 1.
+//! input rows 2·(r % oh) and 2·(r % oh) + 1. libtorch's threads share the
+//! output rows (each writes its rows' outputs and their windows' input
+//! gradients, disjoint blocks of memory).
+
+use crate::models::shim::{parallel_for, Parts};
+use std::ops::Range;
+
+/// Calls of fewer output values run on one thread (libtorch's grain,
+/// at::internal::GRAIN_SIZE).
+const GRAIN: usize = 32768;
 
 /// The sizes of one call: input [n, h, w, c]; output [n, h / 2, w / 2, c].
 #[repr(C)]
@@ -37,6 +46,22 @@ impl Dims {
     pub fn output_len(&self) -> usize {
         self.rows() * self.out_w() * self.c
     }
+    /// Where output row r's outputs start.
+    fn out_at(&self, r: usize) -> usize {
+        r * self.out_w() * self.c
+    }
+    /// Where the input rows that output row r's gradient writes end: its two
+    /// rows, and the image's last odd row after its last output row.
+    fn input_end(&self, r: usize) -> usize {
+        let odd_last = r % self.out_h() == self.out_h() - 1 && !self.h.is_multiple_of(2);
+        self.top(r) + (2 + usize::from(odd_last)) * self.w * self.c
+    }
+}
+
+/// `f` over blocks of output rows on libtorch's threads.
+fn for_rows(d: Dims, f: impl Fn(Range<usize>) + Sync) {
+    let per_row = (d.out_w() * d.c).max(1);
+    parallel_for(d.rows(), GRAIN.div_ceil(per_row), f);
 }
 
 /// Which of a window's four inputs (row-major: top-left 0, top-right 1,
@@ -76,20 +101,39 @@ fn slot_grad(g: f32, y: f32, k: u8, slot: u8) -> f32 {
 pub fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
     assert!(x.len() >= d.input_len() && y.len() >= d.output_len());
     assert!(mask.is_empty() || mask.len() >= d.output_len());
+    let keep_mask = !mask.is_empty();
+    let (ys, masks) = (Parts::new(y), Parts::new(mask));
+    for_rows(d, |rows| {
+        let at = d.out_at(rows.start)..d.out_at(rows.end);
+        // Safety: the blocks' output rows are disjoint.
+        let y = unsafe { ys.part(at.clone()) };
+        let mask = if keep_mask {
+            unsafe { masks.part(at) }
+        } else {
+            &mut []
+        };
+        forward_rows(d, rows, x, y, mask);
+    });
+}
+
+/// The forward of output rows `rows`; y and mask start at the first's outputs.
+fn forward_rows(d: Dims, rows: Range<usize>, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if d.c.is_multiple_of(8) && avx2::available() {
-        // Safety: the lengths are checked above; the CPU has AVX2.
-        return unsafe { avx2::forward(d, x, y, mask) };
+        // Safety: the CPU has AVX2; `forward` checked x's length and sized y
+        // and mask to these rows.
+        return unsafe { avx2::forward(d, rows, x, y, mask) };
     }
     let (ow, c) = (d.out_w(), d.c);
-    for r in 0..d.rows() {
+    let base = d.out_at(rows.start);
+    for r in rows {
         let top = d.top(r);
         let bottom = top + d.w * c;
         for j in 0..ow {
             for ch in 0..c {
                 let at = |row: usize, col: usize| x[row + (2 * j + col) * c + ch];
                 let (v, k) = window(at(top, 0), at(top, 1), at(bottom, 0), at(bottom, 1));
-                let o = (r * ow + j) * c + ch;
+                let o = (r * ow + j) * c + ch - base;
                 y[o] = v;
                 if !mask.is_empty() {
                     mask[o] = k;
@@ -105,9 +149,23 @@ pub fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
 pub fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
     assert!(g.len() >= d.output_len() && y.len() >= d.output_len());
     assert!(mask.len() >= d.output_len() && gx.len() >= d.input_len());
+    if d.rows() == 0 {
+        return;
+    }
+    let gxs = Parts::new(gx);
+    for_rows(d, |rows| {
+        // Safety: the blocks' output rows write disjoint input rows.
+        let gx = unsafe { gxs.part(d.top(rows.start)..d.input_end(rows.end - 1)) };
+        backward_rows(d, rows, g, y, mask, gx);
+    });
+}
+
+/// The backward of output rows `rows`; gx starts at the first's top input row.
+fn backward_rows(d: Dims, rows: Range<usize>, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
     let (oh, ow, c, w) = (d.out_h(), d.out_w(), d.c, d.w);
-    for r in 0..d.rows() {
-        let top = d.top(r);
+    let base = d.top(rows.start);
+    for r in rows.clone() {
+        let top = d.top(r) - base;
         // Inputs no window reads: a last odd column of both rows, and the
         // image's last odd row after its last output row.
         for row in [top, top + w * c] {
@@ -120,11 +178,12 @@ pub fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
     }
     #[cfg(target_arch = "x86_64")]
     if d.c.is_multiple_of(8) && avx2::available() {
-        // Safety: the lengths are checked above; the CPU has AVX2.
-        return unsafe { avx2::backward(d, g, y, mask, gx) };
+        // Safety: the CPU has AVX2; `backward` checked the lengths and sized gx
+        // to these rows' inputs.
+        return unsafe { avx2::backward(d, rows, g, y, mask, gx) };
     }
-    for r in 0..d.rows() {
-        let top = d.top(r);
+    for r in rows {
+        let top = d.top(r) - base;
         let bottom = top + w * c;
         for j in 0..ow {
             for ch in 0..c {
@@ -143,26 +202,35 @@ pub fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
 mod avx2 {
     use super::Dims;
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     pub(super) fn available() -> bool {
         is_x86_feature_detected!("avx2")
     }
 
     /// # Safety
-    /// The CPU has AVX2; the slices hold `d`'s sizes (checked by the caller);
-    /// d.c is a multiple of 8.
+    /// The CPU has AVX2; x holds `d`'s input, y and mask (unless empty) the
+    /// outputs of `rows` from the first's (checked by the caller); d.c is a
+    /// multiple of 8.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
+    pub(super) unsafe fn forward(
+        d: Dims,
+        rows: Range<usize>,
+        x: &[f32],
+        y: &mut [f32],
+        mask: &mut [u8],
+    ) {
         let (ow, c) = (d.out_w(), d.c);
+        let base = d.out_at(rows.start);
         let (x, y, m_out) = (x.as_ptr(), y.as_mut_ptr(), mask.as_mut_ptr());
         let keep_mask = !mask.is_empty();
         let zero = _mm256_setzero_ps();
         let slot = |i: i32| _mm256_castsi256_ps(_mm256_set1_epi32(i));
         let (one, two, three) = (slot(1), slot(2), slot(3));
-        for r in 0..d.rows() {
+        for r in rows {
             let top = x.add(d.top(r));
             let bottom = top.add(d.w * c);
-            let mut out = (r * ow) * c;
+            let mut out = (r * ow) * c - base;
             for j in 0..ow {
                 let (t, b) = (top.add(2 * j * c), bottom.add(2 * j * c));
                 for ch in (0..c).step_by(8) {
@@ -200,15 +268,25 @@ mod avx2 {
     }
 
     /// # Safety
-    /// As `forward`'s.
+    /// The CPU has AVX2; g, y and mask hold `d`'s outputs, gx the inputs of
+    /// `rows` from the first's top row (checked by the caller); d.c is a
+    /// multiple of 8.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
+    pub(super) unsafe fn backward(
+        d: Dims,
+        rows: Range<usize>,
+        g: &[f32],
+        y: &[f32],
+        mask: &[u8],
+        gx: &mut [f32],
+    ) {
         let (ow, c) = (d.out_w(), d.c);
+        let base = d.top(rows.start);
         let (g, y, mask, gx) = (g.as_ptr(), y.as_ptr(), mask.as_ptr(), gx.as_mut_ptr());
         let zero = _mm256_setzero_ps();
         let slots = [0, 1, 2, 3].map(|i| _mm256_set1_epi32(i));
-        for r in 0..d.rows() {
-            let top = gx.add(d.top(r));
+        for r in rows {
+            let top = gx.add(d.top(r) - base);
             let bottom = top.add(d.w * c);
             let mut o = (r * ow) * c;
             for j in 0..ow {

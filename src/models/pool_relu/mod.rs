@@ -160,13 +160,18 @@ mod tests {
     #[test]
     fn fused_pool_and_relu_are_libtorchs_bit_for_bit() {
         // c = 16: the AVX2 path where the CPU has it; c = 3 and 1: the scalar
-        // one; odd heights and widths leave inputs no window reads.
+        // one; odd heights and widths leave inputs no window reads. The last
+        // three have at least 32,768 outputs, which libtorch's two threads
+        // share by output rows (split within an image, for odd heights too).
         for (k, (n, c, h, w)) in [
             (2, 16, 6, 6),
             (3, 8, 7, 5),
             (2, 3, 4, 4),
             (2, 1, 5, 4),
             (1, 24, 3, 9),
+            (3, 16, 45, 65),
+            (9, 3, 81, 67),
+            (128, 8, 17, 17),
         ]
         .into_iter()
         .enumerate()
