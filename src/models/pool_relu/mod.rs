@@ -118,8 +118,10 @@ mod tests {
     /// Channels-last [n, c, h, w] values on a coarse grid, so windows tie and
     /// many maxima are zero or negative, with −0.0s and a few NaNs.
     fn activations(n: i64, c: i64, h: i64, w: i64, seed: i64) -> Tensor {
-        tch::manual_seed(seed);
-        let x = (Tensor::randn([n, h, w, c], (Kind::Float, Device::Cpu)) * 2.0).round() / 2.0;
+        // Under the generator's lock: tests running alongside draw too.
+        let x = crate::rng::seeded(seed, || {
+            (Tensor::randn([n, h, w, c], (Kind::Float, Device::Cpu)) * 2.0).round() / 2.0
+        });
         let len = n * h * w * c;
         let mut v = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
         for (k, value) in v.iter_mut().enumerate() {
@@ -150,8 +152,7 @@ mod tests {
     fn through(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> (Tensor, Tensor) {
         let leaf = x.detach().set_requires_grad(true);
         let y = f(&leaf);
-        tch::manual_seed(7);
-        let g = (y.randn_like() * 2.0).round() / 2.0;
+        let g = crate::rng::seeded(7, || (y.randn_like() * 2.0).round() / 2.0);
         let g = g.where_self(&g.ne(0.0), &Tensor::from(-0.0f32));
         let gx = Tensor::run_backward(&[(&y * &g).sum(Kind::Float)], &[&leaf], false, false);
         (y.detach(), gx[0].shallow_clone())
