@@ -236,6 +236,18 @@ impl BatchNorm2d {
             if let Some(out) = fast {
                 return out;
             }
+        } else if relu {
+            let fast = super::batch_norm::eval_relu_channels_last(
+                xs,
+                &self.weight,
+                &self.bias,
+                &self.running_mean,
+                &self.running_var,
+                Self::EPS,
+            );
+            if let Some(out) = fast {
+                return out;
+            }
         }
         let out = Tensor::batch_norm(
             xs,

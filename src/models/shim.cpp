@@ -1,11 +1,12 @@
 // What the models' Rust kernels need from libtorch besides their autograd
-// nodes: libtorch's own intra-op threads. The kernels run inside a training
+// nodes: libtorch's own intra-op threads, and whether gradients are recorded. The kernels run inside a training
 // step whose other ops keep libtorch's OpenMP workers spinning between regions;
 // a thread of their own would compete with those workers for the cores, so they
 // split their work through at::parallel_for, whose workers these are. Compiled
 // with -fopenmp (build.rs) because at::parallel_for's OpenMP region is in the
 // header.
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -23,4 +24,8 @@ void minima_parallel_for(size_t n, size_t grain, void (*body)(const void*, size_
                      body(ctx, static_cast<size_t>(begin), static_cast<size_t>(end));
                    });
 }
+
+// Whether autograd records ops on this thread (torch.is_grad_enabled()), which
+// tch 0.26 can only set.
+bool minima_grad_enabled() { return at::GradMode::is_enabled(); }
 }

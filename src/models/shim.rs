@@ -1,7 +1,7 @@
 //! The Rust side of the models' C++ shims (`shim.h`): each shim function takes
 //! an `out` handle slot and an error buffer, returns 0 with a new tensor in
 //! `out`, or -1 with libtorch's message in the buffer. And libtorch's intra-op
-//! threads for the kernels (`shim.cpp`).
+//! threads and grad mode for the kernels (`shim.cpp`).
 
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -10,6 +10,7 @@ use tch::Tensor;
 use torch_sys::C_tensor;
 
 extern "C" {
+    fn minima_grad_enabled() -> bool;
     fn minima_parallel_for(
         n: usize,
         grain: usize,
@@ -34,6 +35,12 @@ pub fn call(
     }
     // Safety: the shim handed over ownership of a new tensor handle.
     unsafe { Tensor::from_ptr(out) }
+}
+
+/// Whether autograd records ops on this thread (false inside `tch::no_grad`).
+pub fn grad_enabled() -> bool {
+    // Safety: reads a thread-local flag.
+    unsafe { minima_grad_enabled() }
 }
 
 /// Runs `f` over blocks of [0, n) on libtorch's intra-op threads, as

@@ -122,16 +122,51 @@ pub fn forward(
         let unbiased = var_sum / (d.rows as f32 - 1.0);
         let kept = (1.0 - m) * s.running_var[k];
         s.running_var[k] = (m as f64 * unbiased as f64 + kept as f64) as f32;
-        alpha[k] = s.invstd[k] * p.weight[k];
-        beta[k] = (-s.mean[k]).mul_add(alpha[k], p.bias[k]);
+        (alpha[k], beta[k]) = linear_terms(s.mean[k], s.invstd[k], p, k);
     }
+    output(d, x, &alpha, &beta, relu, y);
+}
+
+/// libtorch's `batch_norm_cpu_collect_linear_and_constant_terms` for float32:
+/// α = invstd·w and β = b − mean·α, the latter with one rounding (GCC contracts
+/// it to a fused multiply-add in libtorch's build).
+fn linear_terms(mean: f32, invstd: f32, p: &Params, k: usize) -> (f32, f32) {
+    let alpha = invstd * p.weight[k];
+    (alpha, (-mean).mul_add(alpha, p.bias[k]))
+}
+
+/// y = x·α + β per channel (one rounding), and its ReLU with `relu`.
+fn output(d: Dims, x: &[f32], alpha: &[f32], beta: &[f32], relu: bool, y: &mut [f32]) {
+    let c = d.channels;
     let out = Parts::new(y);
     for_rows(d, |rows| {
         let at = rows.start * c..rows.end * c;
         // Safety: the blocks' rows are disjoint.
         let y = unsafe { out.part(at.clone()) };
-        vectorised!(affine(c, &x[at], &alpha, &beta, relu, y));
+        vectorised!(affine(c, &x[at], alpha, beta, relu, y));
     });
+}
+
+/// libtorch's batch norm in eval mode (`batch_norm_cpu_channels_last_impl`
+/// with train=false) and the ReLU after it, in one pass: per channel
+/// invstd = 1 / sqrt(running_var + eps) in float32 (its opmath type for
+/// float), then `forward`'s α, β and output pass with the running mean.
+pub fn infer_relu(
+    d: Dims,
+    x: &[f32],
+    p: &Params,
+    running: (&[f32], &[f32]),
+    eps: f64,
+    y: &mut [f32],
+) {
+    let (running_mean, running_var) = running;
+    let (alpha, beta): (Vec<f32>, Vec<f32>) = (0..d.channels)
+        .map(|k| {
+            let invstd = 1.0 / (running_var[k] + eps as f32).sqrt();
+            linear_terms(running_mean[k], invstd, p, k)
+        })
+        .unzip();
+    output(d, x, &alpha, &beta, true, y);
 }
 
 /// The gradients of `forward`'s output `g`, as libtorch's

@@ -13,9 +13,11 @@
 //! vector lanes first), then libtorch's float32 formula for the input gradient.
 //!
 //! tch cannot define an autograd node, so a small C++ shim (`shim.cpp`, compiled
-//! by build.rs) is the node and calls the kernels here. Anything else (eval mode,
-//! NCHW, another dtype such as autocast's bf16, a GPU tensor) takes libtorch's
-//! `batch_norm`.
+//! by build.rs) is the node and calls the kernels here. In eval mode without
+//! gradients (evaluation), a batch norm followed by a ReLU runs both in one pass
+//! (`eval_relu_channels_last`), libtorch's floats bit for bit. Anything else
+//! (eval mode with gradients or without a ReLU, NCHW, another dtype such as
+//! autocast's bf16, a GPU tensor) takes libtorch's `batch_norm`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -209,6 +211,48 @@ pub fn train_channels_last(
             len,
         )
     });
+    Some(y)
+}
+
+/// F.relu(F.batch_norm(x, running_mean, running_var, weight, bias,
+/// training=False, eps=eps)) in one pass where the kernels take `x` (`takes`)
+/// and no gradient is recorded, None otherwise.
+pub fn eval_relu_channels_last(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+) -> Option<Tensor> {
+    let graded = [x, weight, bias].iter().any(|t| t.requires_grad());
+    if (graded && super::shim::grad_enabled())
+        || !takes(x, [weight, bias, running_mean, running_var])
+    {
+        return None;
+    }
+    // preserve_format: a channels-last x gives a channels-last y.
+    let y = x.empty_like();
+    let d = Dims {
+        rows: x.numel() / x.size()[1] as usize,
+        channels: x.size()[1] as usize,
+    };
+    let slice = |t: &Tensor, len: usize| {
+        // Safety: `takes` checked each tensor is dense float32 on the CPU of
+        // this length; they outlive the call.
+        unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, len) }
+    };
+    let p = Params {
+        weight: slice(weight, d.channels),
+        bias: slice(bias, d.channels),
+    };
+    let running = (
+        slice(running_mean, d.channels),
+        slice(running_var, d.channels),
+    );
+    // Safety: y is a new dense tensor of x's size, written only here.
+    let out = unsafe { std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, d.len()) };
+    kernel::infer_relu(d, slice(x, d.len()), &p, running, eps, out);
     Some(y)
 }
 

@@ -1,14 +1,17 @@
 //! The kernels against libtorch's batch norm, its relu, and float64.
 
 use super::*;
+use crate::rng::seeded;
 
 /// Channels-last [n, c, h, w] activations whose channels sit far from zero
-/// against their spread (the case where float32 sums lose digits).
+/// against their spread (the case where float32 sums lose digits), drawn
+/// under `seed`'s lock so that tests running alongside draw other numbers.
 fn activations(n: i64, c: i64, h: i64, w: i64, seed: i64) -> Tensor {
-    tch::manual_seed(seed);
-    let shift = Tensor::arange(c, (Kind::Float, Device::Cpu)).view([1, c, 1, 1]) * 7.0 - 3.0;
-    let x = Tensor::randn([n, h, w, c], (Kind::Float, Device::Cpu)).permute([0, 3, 1, 2]);
-    x * 0.5 + shift
+    seeded(seed, || {
+        let shift = Tensor::arange(c, (Kind::Float, Device::Cpu)).view([1, c, 1, 1]) * 7.0 - 3.0;
+        let x = Tensor::randn([n, h, w, c], (Kind::Float, Device::Cpu)).permute([0, 3, 1, 2]);
+        x * 0.5 + shift
+    })
 }
 
 struct Norm {
@@ -136,9 +139,9 @@ fn the_forward_is_libtorchs_nchw_bit_for_bit_and_the_gradients_as_accurate() {
     .enumerate()
     {
         let x = activations(n, c, h, w, k as i64);
-        tch::manual_seed(100 + k as i64);
-        let g = x.randn_like();
-        let norm = Norm::new(c, Kind::Float);
+        let (g, norm) = seeded(100 + k as i64, || {
+            (x.randn_like(), Norm::new(c, Kind::Float))
+        });
         let (ours_n, nchw_n, f64_n) = (
             norm.to(Kind::Float),
             norm.to(Kind::Float),
@@ -229,9 +232,9 @@ fn the_relu_in_the_same_pass_is_the_relu_after_it_bit_for_bit() {
     .enumerate()
     {
         let x = activations(n, c, h, w, k as i64);
-        tch::manual_seed(200 + k as i64);
-        let g = x.randn_like();
-        let norm = Norm::new(c, Kind::Float);
+        let (g, norm) = seeded(200 + k as i64, || {
+            (x.randn_like(), Norm::new(c, Kind::Float))
+        });
         let (fused_n, after_n) = (norm.to(Kind::Float), norm.to(Kind::Float));
         let fused = run(Norm::kernels_relu, &fused_n, &x, &g);
         let after = run(|n, x| n.kernels(x).relu(), &after_n, &x, &g);
@@ -266,9 +269,66 @@ fn the_relu_in_the_same_pass_is_the_relu_after_it_bit_for_bit() {
 }
 
 #[test]
+fn evaluation_with_its_relu_is_libtorchs_bit_for_bit() {
+    // Vectorised and not; on one thread and shared by two rows' blocks.
+    for (k, (n, c, h, w)) in [
+        (8, 16, 6, 6),
+        (4, 3, 7, 5),
+        (32, 8, 12, 12),
+        (9, 19, 15, 13),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = activations(n, c, h, w, 300 + k as i64);
+        let norm = seeded(400 + k as i64, || Norm::new(c, Kind::Float));
+        let n4 = (
+            &norm.weight,
+            &norm.bias,
+            &norm.running_mean,
+            &norm.running_var,
+        );
+        let theirs = tch::no_grad(|| {
+            Tensor::batch_norm(
+                &x,
+                Some(n4.0),
+                Some(n4.1),
+                Some(n4.2),
+                Some(n4.3),
+                false,
+                0.1,
+                1e-5,
+                false,
+            )
+            .relu()
+        });
+        let ours = tch::no_grad(|| eval_relu_channels_last(&x, n4.0, n4.1, n4.2, n4.3, 1e-5))
+            .expect("the kernels take x without gradients");
+        let what = format!("{n}x{c}x{h}x{w}");
+        let zeros = i64::try_from(ours.eq(0.0).sum(Kind::Int64)).unwrap();
+        assert!(
+            zeros > 0 && zeros < ours.numel() as i64,
+            "{what}: the ReLU cuts some values and keeps others ({zeros} zeros)"
+        );
+        assert!(
+            is_channels_last(&ours),
+            "{what}: the output stays channels-last"
+        );
+        let differ = count_differing(&ours, &theirs);
+        assert_eq!(differ, 0, "{what}: {differ} floats differ");
+        // With gradients recorded (FGSM's input gradient in eval mode),
+        // libtorch's ops build the graph.
+        assert!(
+            eval_relu_channels_last(&x, n4.0, n4.1, n4.2, n4.3, 1e-5).is_none(),
+            "{what}: taken while recording gradients"
+        );
+    }
+}
+
+#[test]
 fn other_layouts_kinds_and_sizes_take_libtorchs_batch_norm() {
     let x = activations(2, 8, 4, 4, 0);
-    let norm = Norm::new(8, Kind::Float);
+    let norm = seeded(1, || Norm::new(8, Kind::Float));
     let per_channel = [
         &norm.weight,
         &norm.bias,
