@@ -44,17 +44,32 @@ impl Norm {
     }
 
     fn libtorch(&self, x: &Tensor) -> Tensor {
+        self.libtorch_then(x, true)
+    }
+
+    /// libtorch's batch norm in training (`train`) or eval mode.
+    fn libtorch_then(&self, x: &Tensor, train: bool) -> Tensor {
         Tensor::batch_norm(
             x,
             Some(&self.weight),
             Some(&self.bias),
             Some(&self.running_mean),
             Some(&self.running_var),
-            true,
+            train,
             0.1,
             1e-5,
             false,
         )
+    }
+
+    fn eval_kernels(&self, x: &Tensor) -> Option<Tensor> {
+        let n = (
+            &self.weight,
+            &self.bias,
+            &self.running_mean,
+            &self.running_var,
+        );
+        eval_relu_channels_last(x, n.0, n.1, n.2, n.3, 1e-5)
     }
 
     fn kernels(&self, x: &Tensor) -> Tensor {
@@ -218,19 +233,27 @@ fn the_forward_is_libtorchs_nchw_bit_for_bit_and_the_gradients_as_accurate() {
     }
 }
 
+/// The ReLU tests' shapes: vectorised and not; on one thread and shared by
+/// two (by channels and by rows).
+const RELU_SHAPES: [(i64, i64, i64, i64); 4] = [
+    (8, 16, 6, 6),
+    (4, 3, 7, 5),
+    (32, 8, 12, 12),
+    (9, 19, 15, 13),
+];
+
+/// Asserts that `y`, a ReLU's output, has some zeros and some values kept.
+fn assert_relu_cuts(y: &Tensor, what: &str) {
+    let zeros = i64::try_from(y.eq(0.0).sum(Kind::Int64)).unwrap();
+    assert!(
+        zeros > 0 && zeros < y.numel() as i64,
+        "{what}: the ReLU cuts some values and keeps others ({zeros} zeros)"
+    );
+}
+
 #[test]
 fn the_relu_in_the_same_pass_is_the_relu_after_it_bit_for_bit() {
-    // Vectorised and not; on one thread and shared by two (by channels and
-    // by rows).
-    for (k, (n, c, h, w)) in [
-        (8, 16, 6, 6),
-        (4, 3, 7, 5),
-        (32, 8, 12, 12),
-        (9, 19, 15, 13),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (k, (n, c, h, w)) in RELU_SHAPES.into_iter().enumerate() {
         let x = activations(n, c, h, w, k as i64);
         let (g, norm) = seeded(200 + k as i64, || {
             (x.randn_like(), Norm::new(c, Kind::Float))
@@ -239,11 +262,7 @@ fn the_relu_in_the_same_pass_is_the_relu_after_it_bit_for_bit() {
         let fused = run(Norm::kernels_relu, &fused_n, &x, &g);
         let after = run(|n, x| n.kernels(x).relu(), &after_n, &x, &g);
         let what = format!("{n}x{c}x{h}x{w}");
-        let zeros = i64::try_from(fused[0].eq(0.0).sum(Kind::Int64)).unwrap();
-        assert!(
-            zeros > 0 && zeros < fused[0].numel() as i64,
-            "{what}: the ReLU cuts some values and keeps others ({zeros} zeros)"
-        );
+        assert_relu_cuts(&fused[0], &what);
         assert!(
             is_channels_last(&fused[0]),
             "{what}: the output stays channels-last"
@@ -270,46 +289,14 @@ fn the_relu_in_the_same_pass_is_the_relu_after_it_bit_for_bit() {
 
 #[test]
 fn evaluation_with_its_relu_is_libtorchs_bit_for_bit() {
-    // Vectorised and not; on one thread and shared by two rows' blocks.
-    for (k, (n, c, h, w)) in [
-        (8, 16, 6, 6),
-        (4, 3, 7, 5),
-        (32, 8, 12, 12),
-        (9, 19, 15, 13),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (k, (n, c, h, w)) in RELU_SHAPES.into_iter().enumerate() {
         let x = activations(n, c, h, w, 300 + k as i64);
         let norm = seeded(400 + k as i64, || Norm::new(c, Kind::Float));
-        let n4 = (
-            &norm.weight,
-            &norm.bias,
-            &norm.running_mean,
-            &norm.running_var,
-        );
-        let theirs = tch::no_grad(|| {
-            Tensor::batch_norm(
-                &x,
-                Some(n4.0),
-                Some(n4.1),
-                Some(n4.2),
-                Some(n4.3),
-                false,
-                0.1,
-                1e-5,
-                false,
-            )
-            .relu()
-        });
-        let ours = tch::no_grad(|| eval_relu_channels_last(&x, n4.0, n4.1, n4.2, n4.3, 1e-5))
-            .expect("the kernels take x without gradients");
+        let theirs = tch::no_grad(|| norm.libtorch_then(&x, false).relu());
+        let ours =
+            tch::no_grad(|| norm.eval_kernels(&x)).expect("the kernels take x without gradients");
         let what = format!("{n}x{c}x{h}x{w}");
-        let zeros = i64::try_from(ours.eq(0.0).sum(Kind::Int64)).unwrap();
-        assert!(
-            zeros > 0 && zeros < ours.numel() as i64,
-            "{what}: the ReLU cuts some values and keeps others ({zeros} zeros)"
-        );
+        assert_relu_cuts(&ours, &what);
         assert!(
             is_channels_last(&ours),
             "{what}: the output stays channels-last"
@@ -319,7 +306,7 @@ fn evaluation_with_its_relu_is_libtorchs_bit_for_bit() {
         // With gradients recorded (FGSM's input gradient in eval mode),
         // libtorch's ops build the graph.
         assert!(
-            eval_relu_channels_last(&x, n4.0, n4.1, n4.2, n4.3, 1e-5).is_none(),
+            norm.eval_kernels(&x).is_none(),
             "{what}: taken while recording gradients"
         );
     }
