@@ -6,6 +6,7 @@
 //! that order PyTorch's `state_dict()` order (parameters, then buffers, module by
 //! module), which `m.layers()` and saved files follow.
 
+use super::batch_norm::After;
 use super::init;
 use anyhow::Result;
 use std::cell::RefCell;
@@ -174,7 +175,8 @@ impl Linear {
 /// PyTorch); in eval mode the running statistics normalise and nothing changes.
 /// Channels-last float32 activations on the CPU train through `batch_norm`,
 /// libtorch's NCHW arithmetic on channels-last memory, with the ReLU that
-/// follows in the same pass (`forward_relu_t`).
+/// follows in the same pass (`forward_relu_t`), or a residual block's end
+/// (`forward_add_relu_t`).
 #[derive(Debug)]
 pub struct BatchNorm2d {
     weight: Tensor,
@@ -209,16 +211,23 @@ impl BatchNorm2d {
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_then(xs, train, false)
+        self.forward_then(xs, train, After::Nothing)
     }
 
     /// `forward_t(xs, train).relu()`, in one pass where `batch_norm`'s kernels
     /// take it (the same floats, gradients included).
     pub fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_then(xs, train, true)
+        self.forward_then(xs, train, After::Relu)
     }
 
-    fn forward_then(&self, xs: &Tensor, train: bool, relu: bool) -> Tensor {
+    /// `(forward_t(xs, train) + skip).relu()`, a residual block's end, in one
+    /// pass where `batch_norm`'s kernels take it (the same floats, gradients
+    /// included).
+    pub fn forward_add_relu_t(&self, xs: &Tensor, skip: &Tensor, train: bool) -> Tensor {
+        self.forward_then(xs, train, After::AddRelu(skip))
+    }
+
+    fn forward_then(&self, xs: &Tensor, train: bool, after: After) -> Tensor {
         if train {
             // The buffer is shared with the var store; this updates it in place.
             let mut count = self.num_batches_tracked.shallow_clone();
@@ -231,19 +240,20 @@ impl BatchNorm2d {
                 &self.running_var,
                 Self::MOMENTUM,
                 Self::EPS,
-                relu,
+                after,
             );
             if let Some(out) = fast {
                 return out;
             }
-        } else if relu {
-            let fast = super::batch_norm::eval_relu_channels_last(
+        } else {
+            let fast = super::batch_norm::eval_channels_last(
                 xs,
                 &self.weight,
                 &self.bias,
                 &self.running_mean,
                 &self.running_var,
                 Self::EPS,
+                after,
             );
             if let Some(out) = fast {
                 return out;
@@ -260,10 +270,10 @@ impl BatchNorm2d {
             Self::EPS,
             true,
         );
-        if relu {
-            out.relu()
-        } else {
-            out
+        match after {
+            After::Nothing => out,
+            After::Relu => out.relu(),
+            After::AddRelu(skip) => (out + skip).relu(),
         }
     }
 }

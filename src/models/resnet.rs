@@ -70,20 +70,20 @@ impl Block {
         Ok(Block { layers, shortcut })
     }
 
+    /// relu(bn_last(conv_last(...)) + shortcut(xs)), the last batch norm, the
+    /// addition and the ReLU in one pass where the kernels take them.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let last = self.layers.len() - 1;
+        let (last, inner) = self.layers.split_last().expect("a block has convolutions");
         let mut h = xs.shallow_clone();
-        for (i, (conv, bn)) in self.layers.iter().enumerate() {
-            h = match i < last {
-                true => bn.forward_relu_t(&conv.forward(&h), train),
-                false => bn.forward_t(&conv.forward(&h), train),
-            };
+        for (conv, bn) in inner {
+            h = bn.forward_relu_t(&conv.forward(&h), train);
         }
+        let h = last.0.forward(&h);
         let skip = match &self.shortcut {
             Some((conv, bn)) => bn.forward_t(&conv.forward(xs), train),
             None => xs.shallow_clone(),
         };
-        (h + skip).relu()
+        last.1.forward_add_relu_t(&h, &skip, train)
     }
 }
 

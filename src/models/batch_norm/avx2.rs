@@ -6,7 +6,7 @@
 //! channels are not a multiple of eight in the elementwise passes, go through
 //! `loops`.
 
-use super::loops::{self, Dims, GradTerms, Upstream, CHANNEL_BLOCK};
+use super::loops::{self, Dims, GradTerms, Tail, Upstream, CHANNEL_BLOCK};
 use std::arch::x86_64::*;
 
 const V: usize = CHANNEL_BLOCK;
@@ -183,13 +183,15 @@ pub unsafe fn grad_sums(
 }
 
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn affine(c: usize, x: &[f32], alpha: &[f32], beta: &[f32], relu: bool, y: &mut [f32]) {
+pub unsafe fn affine(c: usize, x: &[f32], alpha: &[f32], beta: &[f32], tail: Tail, y: &mut [f32]) {
     if !c.is_multiple_of(8) {
-        return loops::affine(c, x, alpha, beta, relu, y);
+        return loops::affine(c, x, alpha, beta, tail, y);
     }
     assert!(y.len() == x.len() && x.len().is_multiple_of(c));
     assert!(alpha.len() >= c && beta.len() >= c);
-    let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+    assert!(tail.skip.is_none_or(|s| s.len() == x.len()));
+    let (xp, yp, sp) = (x.as_ptr(), y.as_mut_ptr(), tail.skip.map(<[f32]>::as_ptr));
+    let relu = tail.relu;
     for row in (0..x.len()).step_by(c) {
         for k in (0..c).step_by(8) {
             let (a, b) = (
@@ -197,6 +199,9 @@ pub unsafe fn affine(c: usize, x: &[f32], alpha: &[f32], beta: &[f32], relu: boo
                 _mm256_loadu_ps(beta.as_ptr().add(k)),
             );
             let mut v = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(row + k)), a, b);
+            if let Some(sp) = sp {
+                v = _mm256_add_ps(v, _mm256_loadu_ps(sp.add(row + k)));
+            }
             if relu {
                 let below = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
                 v = _mm256_andnot_ps(below, v);

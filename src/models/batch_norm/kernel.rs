@@ -11,7 +11,7 @@
 //! the floats do not depend on the thread count), the elementwise passes by
 //! blocks of rows.
 
-use super::loops::{self, Dims, GradTerms, Upstream, CHANNEL_BLOCK};
+use super::loops::{self, Dims, GradTerms, Tail, Upstream, CHANNEL_BLOCK};
 use crate::models::shim::{parallel_for, Parts};
 use std::ops::Range;
 
@@ -80,8 +80,9 @@ pub struct Stats<'a> {
 /// output x·α + β with α = invstd·w and β = b − mean·α in f32, the last two
 /// with one rounding each (fused multiply-adds: libtorch's CPU kernels are
 /// compiled for AVX2 with FMA, and GCC contracts `x * alpha + beta`). With
-/// `relu`, the output is relu's of that: clamp_min(·, 0), which keeps NaN and
-/// −0.0 and maps values below zero to +0.0.
+/// `tail.skip`, the output is that plus the skip's value (one f32 addition, as
+/// libtorch's add), and with `tail.relu` relu's of that: clamp_min(·, 0), which
+/// keeps NaN and −0.0 and maps values below zero to +0.0.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     d: Dims,
@@ -89,7 +90,7 @@ pub fn forward(
     p: &Params,
     momentum: f64,
     eps: f64,
-    relu: bool,
+    tail: Tail,
     y: &mut [f32],
     s: Stats,
 ) {
@@ -124,7 +125,7 @@ pub fn forward(
         s.running_var[k] = (m as f64 * unbiased as f64 + kept as f64) as f32;
         (alpha[k], beta[k]) = linear_terms(s.mean[k], s.invstd[k], p, k);
     }
-    output(d, x, &alpha, &beta, relu, y);
+    output(d, x, &alpha, &beta, tail, y);
 }
 
 /// libtorch's `batch_norm_cpu_collect_linear_and_constant_terms` for float32:
@@ -135,28 +136,30 @@ fn linear_terms(mean: f32, invstd: f32, p: &Params, k: usize) -> (f32, f32) {
     (alpha, (-mean).mul_add(alpha, p.bias[k]))
 }
 
-/// y = x·α + β per channel (one rounding), and its ReLU with `relu`.
-fn output(d: Dims, x: &[f32], alpha: &[f32], beta: &[f32], relu: bool, y: &mut [f32]) {
+/// y = x·α + β per channel (one rounding), then `tail`'s skip and ReLU.
+fn output(d: Dims, x: &[f32], alpha: &[f32], beta: &[f32], tail: Tail, y: &mut [f32]) {
     let c = d.channels;
     let out = Parts::new(y);
     for_rows(d, |rows| {
         let at = rows.start * c..rows.end * c;
         // Safety: the blocks' rows are disjoint.
         let y = unsafe { out.part(at.clone()) };
-        vectorised!(affine(c, &x[at], alpha, beta, relu, y));
+        vectorised!(affine(c, &x[at.clone()], alpha, beta, tail.rows(at), y));
     });
 }
 
 /// libtorch's batch norm in eval mode (`batch_norm_cpu_channels_last_impl`
-/// with train=false) and the ReLU after it, in one pass: per channel
-/// invstd = 1 / sqrt(running_var + eps) in float32 (its opmath type for
-/// float), then `forward`'s α, β and output pass with the running mean.
-pub fn infer_relu(
+/// with train=false) and what follows it (`tail`: the skip's addition, the
+/// ReLU), in one pass: per channel invstd = 1 / sqrt(running_var + eps) in
+/// float32 (its opmath type for float), then `forward`'s α, β and output pass
+/// with the running mean.
+pub fn infer(
     d: Dims,
     x: &[f32],
     p: &Params,
     running: (&[f32], &[f32]),
     eps: f64,
+    tail: Tail,
     y: &mut [f32],
 ) {
     let (running_mean, running_var) = running;
@@ -166,7 +169,7 @@ pub fn infer_relu(
             linear_terms(running_mean[k], invstd, p, k)
         })
         .unzip();
-    output(d, x, &alpha, &beta, true, y);
+    output(d, x, &alpha, &beta, tail, y);
 }
 
 /// The gradients of `forward`'s output `g`, as libtorch's

@@ -52,6 +52,23 @@ impl<'a> Upstream<'a> {
     }
 }
 
+/// What the output pass does after x·α + β: add the skip connection's values
+/// (a residual block's end), then the ReLU.
+#[derive(Clone, Copy)]
+pub struct Tail<'a> {
+    pub skip: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+impl<'a> Tail<'a> {
+    pub fn rows(&self, at: Range<usize>) -> Tail<'a> {
+        Tail {
+            skip: self.skip.map(|s| &s[at]),
+            relu: self.relu,
+        }
+    }
+}
+
 /// Per-channel constants of the input gradient.
 pub struct GradTerms<'a> {
     pub mean: &'a [f32],
@@ -100,11 +117,21 @@ pub fn squares(d: Dims, x: &[f32], first: usize, mean: &[f32], acc: &mut [f64]) 
 }
 
 #[inline(always)]
-pub fn affine(c: usize, x: &[f32], alpha: &[f32], beta: &[f32], relu: bool, y: &mut [f32]) {
-    for (out, row) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-        for (((o, &v), &a), &b) in out.iter_mut().zip(row).zip(alpha).zip(beta) {
-            let v = v.mul_add(a, b);
-            *o = if relu && v < 0.0 { 0.0 } else { v };
+pub fn affine(c: usize, x: &[f32], alpha: &[f32], beta: &[f32], tail: Tail, y: &mut [f32]) {
+    for (r, (out, row)) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).enumerate() {
+        let skip = tail.skip.map(|s| &s[r * c..(r + 1) * c]);
+        for (i, ((o, &v), (&a, &b))) in out
+            .iter_mut()
+            .zip(row)
+            .zip(alpha.iter().zip(beta))
+            .enumerate()
+        {
+            // No `+ 0.0` without a skip: it would turn −0.0 into +0.0.
+            let v = match skip {
+                Some(s) => v.mul_add(a, b) + s[i],
+                None => v.mul_add(a, b),
+            };
+            *o = if tail.relu && v < 0.0 { 0.0 } else { v };
         }
     }
 }

@@ -13,11 +13,16 @@
 //! vector lanes first), then libtorch's float32 formula for the input gradient.
 //!
 //! tch cannot define an autograd node, so a small C++ shim (`shim.cpp`, compiled
-//! by build.rs) is the node and calls the kernels here. In eval mode without
-//! gradients (evaluation), a batch norm followed by a ReLU runs both in one pass
-//! (`eval_relu_channels_last`), libtorch's floats bit for bit. Anything else
-//! (eval mode with gradients or without a ReLU, NCHW, another dtype such as
-//! autocast's bf16, a GPU tensor) takes libtorch's `batch_norm`.
+//! by build.rs) is the node and calls the kernels here.
+//!
+//! What follows the batch norm can run in its output pass (`After`): the ReLU,
+//! or a residual block's end, the skip connection's addition and then the ReLU.
+//! That saves a pass over the activations for each op (and its allocation),
+//! with libtorch's floats. In eval mode without gradients (evaluation), a batch
+//! norm followed by one of these runs in one pass too (`eval_channels_last`).
+//! Anything else (eval mode with gradients or with nothing after it, NCHW,
+//! another dtype such as autocast's bf16, a GPU tensor) takes libtorch's
+//! `batch_norm`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -26,7 +31,7 @@ mod loops;
 
 use super::layers::is_channels_last;
 use kernel::{Params, Stats};
-use loops::{Dims, Upstream};
+use loops::{Dims, Tail, Upstream};
 use std::os::raw::{c_char, c_int};
 use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
@@ -41,6 +46,7 @@ struct Kernels {
         *const f32,
         f64,
         f64,
+        *const f32,
         bool,
         *mut f32,
         *mut f32,
@@ -75,6 +81,7 @@ extern "C" {
         bias: *const C_tensor,
         running_mean: *const C_tensor,
         running_var: *const C_tensor,
+        skip: *const C_tensor,
         momentum: f64,
         eps: f64,
         relu: bool,
@@ -85,7 +92,7 @@ extern "C" {
     ) -> c_int;
 }
 
-/// The shim's forward.
+/// The shim's forward; `skip` is null without a skip connection.
 #[allow(clippy::too_many_arguments)]
 extern "C" fn forward_all(
     d: Dims,
@@ -94,6 +101,7 @@ extern "C" fn forward_all(
     bias: *const f32,
     momentum: f64,
     eps: f64,
+    skip: *const f32,
     relu: bool,
     y: *mut f32,
     mean: *mut f32,
@@ -117,12 +125,17 @@ extern "C" fn forward_all(
         };
         let x = std::slice::from_raw_parts(x, d.len());
         let y = std::slice::from_raw_parts_mut(y, d.len());
-        kernel::forward(d, x, &p, momentum, eps, relu, y, s);
+        let tail = Tail {
+            skip: (!skip.is_null()).then(|| std::slice::from_raw_parts(skip, d.len())),
+            relu,
+        };
+        kernel::forward(d, x, &p, momentum, eps, tail, y, s);
     }
 }
 
 /// The shim's backward; `relu_out` is the forward's output when it ended in a
-/// ReLU, null otherwise.
+/// ReLU, null otherwise (and after a skip connection, whose gradient the shim
+/// makes first).
 #[allow(clippy::too_many_arguments)]
 extern "C" fn backward_all(
     d: Dims,
@@ -159,10 +172,33 @@ extern "C" fn backward_all(
     }
 }
 
+/// What follows a batch norm in its output pass.
+#[derive(Clone, Copy)]
+pub enum After<'a> {
+    Nothing,
+    Relu,
+    /// A residual block's end: relu(batch_norm(x) + skip).
+    AddRelu(&'a Tensor),
+}
+
+impl<'a> After<'a> {
+    fn skip(self) -> Option<&'a Tensor> {
+        match self {
+            After::AddRelu(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn relu(self) -> bool {
+        !matches!(self, After::Nothing)
+    }
+}
+
 /// Whether the kernels take this batch norm: `x` channels-last float32 on the
-/// CPU with at least two values per channel, and the weight, bias and running
-/// statistics contiguous float32 CPU vectors of its channel count.
-fn takes(x: &Tensor, per_channel: [&Tensor; 4]) -> bool {
+/// CPU with at least two values per channel, the weight, bias and running
+/// statistics contiguous float32 CPU vectors of its channel count, and a skip
+/// connection's values laid out as `x`.
+fn takes(x: &Tensor, per_channel: [&Tensor; 4], after: After) -> bool {
     if x.device() != Device::Cpu || x.kind() != Kind::Float || x.dim() != 4 {
         return false;
     }
@@ -170,14 +206,21 @@ fn takes(x: &Tensor, per_channel: [&Tensor; 4]) -> bool {
     let vector = |t: &Tensor| {
         t.device() == Device::Cpu && t.kind() == Kind::Float && t.size() == [c] && t.is_contiguous()
     };
+    let like_x = |s: &Tensor| {
+        s.device() == Device::Cpu
+            && s.kind() == Kind::Float
+            && s.size() == x.size()
+            && is_channels_last(s)
+    };
     c > 0
         && x.numel() / c as usize > 1
         && is_channels_last(x)
         && per_channel.iter().all(|t| vector(t))
+        && after.skip().is_none_or(like_x)
 }
 
 /// F.batch_norm(x, running_mean, running_var, weight, bias, training=True,
-/// momentum, eps), and its relu with `relu`, through the kernels where they
+/// momentum, eps), and what comes `after` it, through the kernels where they
 /// take `x` (`takes`), None otherwise. Moves the running statistics in place.
 #[allow(clippy::too_many_arguments)]
 pub fn train_channels_last(
@@ -188,11 +231,12 @@ pub fn train_channels_last(
     running_var: &Tensor,
     momentum: f64,
     eps: f64,
-    relu: bool,
+    after: After,
 ) -> Option<Tensor> {
-    if !takes(x, [weight, bias, running_mean, running_var]) {
+    if !takes(x, [weight, bias, running_mean, running_var], after) {
         return None;
     }
+    let skip = after.skip().map_or(std::ptr::null(), |s| s.as_ptr());
     // Safety: the tensors are live and checked by `takes`; KERNELS is static;
     // the shim writes a new handle to `out` or a message to `err`.
     let y = super::shim::call("batch_norm", |out, err, len| unsafe {
@@ -202,9 +246,10 @@ pub fn train_channels_last(
             bias.as_ptr(),
             running_mean.as_ptr(),
             running_var.as_ptr(),
+            skip,
             momentum,
             eps,
-            relu,
+            after.relu(),
             &KERNELS,
             out,
             err,
@@ -214,20 +259,24 @@ pub fn train_channels_last(
     Some(y)
 }
 
-/// F.relu(F.batch_norm(x, running_mean, running_var, weight, bias,
-/// training=False, eps=eps)) in one pass where the kernels take `x` (`takes`)
-/// and no gradient is recorded, None otherwise.
-pub fn eval_relu_channels_last(
+/// F.batch_norm(x, running_mean, running_var, weight, bias, training=False,
+/// eps=eps) and what comes `after` it (not `Nothing`) in one pass, where the
+/// kernels take `x` (`takes`) and no gradient is recorded; None otherwise.
+pub fn eval_channels_last(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     running_mean: &Tensor,
     running_var: &Tensor,
     eps: f64,
+    after: After,
 ) -> Option<Tensor> {
-    let graded = [x, weight, bias].iter().any(|t| t.requires_grad());
+    let mut inputs = vec![x, weight, bias];
+    inputs.extend(after.skip());
+    let graded = inputs.iter().any(|t| t.requires_grad());
     if (graded && super::shim::grad_enabled())
-        || !takes(x, [weight, bias, running_mean, running_var])
+        || !after.relu()
+        || !takes(x, [weight, bias, running_mean, running_var], after)
     {
         return None;
     }
@@ -250,9 +299,13 @@ pub fn eval_relu_channels_last(
         slice(running_mean, d.channels),
         slice(running_var, d.channels),
     );
+    let tail = Tail {
+        skip: after.skip().map(|s| slice(s, d.len())),
+        relu: true,
+    };
     // Safety: y is a new dense tensor of x's size, written only here.
     let out = unsafe { std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, d.len()) };
-    kernel::infer_relu(d, slice(x, d.len()), &p, running, eps, out);
+    kernel::infer(d, slice(x, d.len()), &p, running, eps, tail, out);
     Some(y)
 }
 

@@ -62,46 +62,66 @@ impl Norm {
         )
     }
 
-    fn eval_kernels(&self, x: &Tensor) -> Option<Tensor> {
+    fn eval_kernels(&self, x: &Tensor, after: After) -> Option<Tensor> {
         let n = (
             &self.weight,
             &self.bias,
             &self.running_mean,
             &self.running_var,
         );
-        eval_relu_channels_last(x, n.0, n.1, n.2, n.3, 1e-5)
+        eval_channels_last(x, n.0, n.1, n.2, n.3, 1e-5, after)
     }
 
     fn kernels(&self, x: &Tensor) -> Tensor {
-        self.through_kernels(x, false)
+        self.through_kernels(x, After::Nothing)
     }
 
     fn kernels_relu(&self, x: &Tensor) -> Tensor {
-        self.through_kernels(x, true)
+        self.through_kernels(x, After::Relu)
     }
 
-    fn through_kernels(&self, x: &Tensor, relu: bool) -> Tensor {
+    fn through_kernels(&self, x: &Tensor, after: After) -> Tensor {
         let n = (
             &self.weight,
             &self.bias,
             &self.running_mean,
             &self.running_var,
         );
-        train_channels_last(x, n.0, n.1, n.2, n.3, 0.1, 1e-5, relu).expect("the kernels take x")
+        train_channels_last(x, n.0, n.1, n.2, n.3, 0.1, 1e-5, after).expect("the kernels take x")
     }
 }
 
 /// Output, running statistics and the gradients of x, weight and bias for
 /// an output gradient `g`, through `f`.
 fn run(f: impl Fn(&Norm, &Tensor) -> Tensor, n: &Norm, x: &Tensor, g: &Tensor) -> Vec<Tensor> {
+    outputs(|n, x, _| f(n, x), n, x, None, g)
+}
+
+/// `run` for a residual block's end relu(bn(x) + skip): the skip's gradient
+/// last.
+fn run_block(
+    f: impl Fn(&Norm, &Tensor, &Tensor) -> Tensor,
+    n: &Norm,
+    x: &Tensor,
+    skip: &Tensor,
+    g: &Tensor,
+) -> Vec<Tensor> {
+    outputs(|n, x, s| f(n, x, s.expect("a skip")), n, x, Some(skip), g)
+}
+
+fn outputs(
+    f: impl Fn(&Norm, &Tensor, Option<&Tensor>) -> Tensor,
+    n: &Norm,
+    x: &Tensor,
+    skip: Option<&Tensor>,
+    g: &Tensor,
+) -> Vec<Tensor> {
     let leaf = x.detach().set_requires_grad(true);
-    let y = f(n, &leaf);
-    let grads = Tensor::run_backward(
-        &[(&y * g).sum(y.kind())],
-        &[&leaf, &n.weight, &n.bias],
-        false,
-        false,
-    );
+    let skip_leaf = skip.map(|s| s.detach().set_requires_grad(true));
+    let y = f(n, &leaf, skip_leaf.as_ref());
+    let mut wrt = vec![&leaf, &n.weight, &n.bias];
+    wrt.extend(skip_leaf.as_ref());
+    let grads = Tensor::run_backward(&[(&y * g).sum(y.kind())], &wrt, false, false);
     let mut out = vec![y.detach(), n.running_mean.copy(), n.running_var.copy()];
     out.extend(grads);
     out
@@ -251,6 +271,31 @@ fn assert_relu_cuts(y: &Tensor, what: &str) {
     );
 }
 
+/// Asserts that a fused pass's `run` (or `run_block`) results are those of
+/// the separate ops bit for bit, and that its output is a ReLU's that stays
+/// channels-last.
+fn assert_fused_is_after(fused: &[Tensor], after: &[Tensor], what: &str) {
+    assert_relu_cuts(&fused[0], what);
+    assert!(
+        is_channels_last(&fused[0]),
+        "{what}: the output stays channels-last"
+    );
+    let names = [
+        "output",
+        "running mean",
+        "running variance",
+        "input gradient",
+        "weight gradient",
+        "bias gradient",
+        "skip gradient",
+    ];
+    assert_eq!(fused.len(), after.len(), "{what}: as many results");
+    for (i, name) in names.into_iter().take(fused.len()).enumerate() {
+        let differ = count_differing(&fused[i], &after[i]);
+        assert_eq!(differ, 0, "{what}: {name}: {differ} floats differ");
+    }
+}
+
 #[test]
 fn the_relu_in_the_same_pass_is_the_relu_after_it_bit_for_bit() {
     for (k, (n, c, h, w)) in RELU_SHAPES.into_iter().enumerate() {
@@ -262,28 +307,68 @@ fn the_relu_in_the_same_pass_is_the_relu_after_it_bit_for_bit() {
         let fused = run(Norm::kernels_relu, &fused_n, &x, &g);
         let after = run(|n, x| n.kernels(x).relu(), &after_n, &x, &g);
         let what = format!("{n}x{c}x{h}x{w}");
-        assert_relu_cuts(&fused[0], &what);
-        assert!(
-            is_channels_last(&fused[0]),
-            "{what}: the output stays channels-last"
-        );
-        let names = [
-            "output",
-            "running mean",
-            "running variance",
-            "input gradient",
-        ];
-        for (i, name) in names
-            .into_iter()
-            .chain(["weight gradient", "bias gradient"])
-            .enumerate()
-        {
-            let differ = count_differing(&fused[i], &after[i]);
-            assert_eq!(differ, 0, "{what}: {name}: {differ} floats differ");
-        }
+        assert_fused_is_after(&fused, &after, &what);
         let plain_n = norm.to(Kind::Float);
         let plain = tch::no_grad(|| plain_n.kernels_relu(&x));
         assert_eq!(bits(&plain), bits(&after[0]), "{what}: without a gradient");
+    }
+}
+
+/// A skip connection's values for `x`: channels-last, about as large.
+fn skip_for(x: &Tensor, seed: i64) -> Tensor {
+    seeded(seed, || x.randn_like() * 2.0)
+}
+
+#[test]
+fn a_blocks_end_in_the_same_pass_is_the_add_and_relu_after_it_bit_for_bit() {
+    for (k, (n, c, h, w)) in RELU_SHAPES.into_iter().enumerate() {
+        let x = activations(n, c, h, w, 500 + k as i64);
+        let skip = skip_for(&x, 600 + k as i64);
+        let (g, norm) = seeded(700 + k as i64, || {
+            (x.randn_like(), Norm::new(c, Kind::Float))
+        });
+        let (fused_n, after_n) = (norm.to(Kind::Float), norm.to(Kind::Float));
+        let fused = run_block(
+            |n, x, s| n.through_kernels(x, After::AddRelu(s)),
+            &fused_n,
+            &x,
+            &skip,
+            &g,
+        );
+        let after = run_block(|n, x, s| (n.kernels(x) + s).relu(), &after_n, &x, &skip, &g);
+        let what = format!("{n}x{c}x{h}x{w}");
+        assert_fused_is_after(&fused, &after, &what);
+        // The skip's gradient is the ReLU's: zero where the output is.
+        let cut = fused[0].eq(0.0);
+        let passed = fused[6].masked_select(&cut).abs().sum(Kind::Float);
+        assert_eq!(f64::try_from(passed).unwrap(), 0.0, "{what}: cut gradients");
+        let plain_n = norm.to(Kind::Float);
+        let plain = tch::no_grad(|| plain_n.through_kernels(&x, After::AddRelu(&skip)));
+        assert_eq!(bits(&plain), bits(&after[0]), "{what}: without a gradient");
+    }
+}
+
+#[test]
+fn evaluation_of_a_blocks_end_is_libtorchs_bit_for_bit() {
+    for (k, (n, c, h, w)) in RELU_SHAPES.into_iter().enumerate() {
+        let x = activations(n, c, h, w, 800 + k as i64);
+        let skip = skip_for(&x, 900 + k as i64);
+        let norm = seeded(1000 + k as i64, || Norm::new(c, Kind::Float));
+        let theirs = tch::no_grad(|| (norm.libtorch_then(&x, false) + &skip).relu());
+        let ours = tch::no_grad(|| norm.eval_kernels(&x, After::AddRelu(&skip)))
+            .expect("the kernels take x without gradients");
+        let what = format!("{n}x{c}x{h}x{w}");
+        assert_relu_cuts(&ours, &what);
+        let differ = count_differing(&ours, &theirs);
+        assert_eq!(differ, 0, "{what}: {differ} floats differ");
+        assert!(
+            norm.eval_kernels(&x, After::AddRelu(&skip)).is_none(),
+            "{what}: taken while recording gradients"
+        );
+        assert!(
+            tch::no_grad(|| norm.eval_kernels(&x, After::Nothing)).is_none(),
+            "{what}: a batch norm alone is libtorch's"
+        );
     }
 }
 
@@ -293,8 +378,8 @@ fn evaluation_with_its_relu_is_libtorchs_bit_for_bit() {
         let x = activations(n, c, h, w, 300 + k as i64);
         let norm = seeded(400 + k as i64, || Norm::new(c, Kind::Float));
         let theirs = tch::no_grad(|| norm.libtorch_then(&x, false).relu());
-        let ours =
-            tch::no_grad(|| norm.eval_kernels(&x)).expect("the kernels take x without gradients");
+        let ours = tch::no_grad(|| norm.eval_kernels(&x, After::Relu))
+            .expect("the kernels take x without gradients");
         let what = format!("{n}x{c}x{h}x{w}");
         assert_relu_cuts(&ours, &what);
         assert!(
@@ -306,7 +391,7 @@ fn evaluation_with_its_relu_is_libtorchs_bit_for_bit() {
         // With gradients recorded (FGSM's input gradient in eval mode),
         // libtorch's ops build the graph.
         assert!(
-            norm.eval_kernels(&x).is_none(),
+            norm.eval_kernels(&x, After::Relu).is_none(),
             "{what}: taken while recording gradients"
         );
     }
@@ -322,19 +407,36 @@ fn other_layouts_kinds_and_sizes_take_libtorchs_batch_norm() {
         &norm.running_mean,
         &norm.running_var,
     ];
-    assert!(takes(&x, per_channel));
-    assert!(!takes(&x.contiguous(), per_channel), "NCHW");
-    assert!(!takes(&x.to_kind(Kind::Double), per_channel), "float64");
+    let nothing = After::Nothing;
+    assert!(takes(&x, per_channel, nothing));
+    assert!(!takes(&x.contiguous(), per_channel, nothing), "NCHW");
+    assert!(
+        !takes(&x.to_kind(Kind::Double), per_channel, nothing),
+        "float64"
+    );
     assert!(
         !takes(
             &x.narrow(0, 0, 1).narrow(2, 0, 1).narrow(3, 0, 1),
-            per_channel
+            per_channel,
+            nothing
         ),
         "one value a channel"
     );
     let short = Tensor::zeros([4], (Kind::Float, Device::Cpu));
     assert!(
-        !takes(&x, [&norm.weight, &norm.bias, &short, &norm.running_var]),
+        !takes(
+            &x,
+            [&norm.weight, &norm.bias, &short, &norm.running_var],
+            nothing
+        ),
         "statistics of another size"
     );
+    assert!(takes(&x, per_channel, After::AddRelu(&x.copy())));
+    for (skip, what) in [
+        (x.contiguous(), "a skip NCHW"),
+        (x.narrow(0, 0, 1).copy(), "a skip of another size"),
+        (x.to_kind(Kind::Double), "a float64 skip"),
+    ] {
+        assert!(!takes(&x, per_channel, After::AddRelu(&skip)), "{what}");
+    }
 }
