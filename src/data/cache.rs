@@ -1,5 +1,5 @@
-//! Decoded image folders cached as one flat file per split, so only the first
-//! load decodes: `ROOT/.minima-cache/SPLIT.images` next to the data, or
+//! Decoded image folders and gzipped IDX files (Fashion-MNIST) cached as one
+//! flat file per split, so only the first load decodes: `ROOT/.minima-cache/SPLIT.images` next to the data, or
 //! `~/.cache/minima/decoded/NAME-HASH/SPLIT.images` (HASH: of the root's path)
 //! when the data folder is read-only.
 //!
@@ -13,7 +13,7 @@
 //! Layout: `minima-images\n`, format version (u32), key (32 hex bytes), n (u64),
 //! c, h, w (u32), n labels (i64), n·c·h·w pixel bytes; little-endian.
 
-use super::folders::{self, File, Fit};
+use super::folders::File;
 use super::images::Images;
 use anyhow::{Context, Result};
 use md5::{Digest, Md5};
@@ -122,32 +122,27 @@ pub fn write(path: &Path, key: &str, images: &Images) -> Result<()> {
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// One split of an image-folder data set: from its cache when the key matches,
-/// else decoded (on every core) and cached for next time.
+/// One split of a data set: from the first of `places` (`locations`) whose
+/// cache has `key`, else `decode`d and cached in the first that takes it; with
+/// `announce` (the image count), says that it decodes.
 pub fn load_or_decode(
-    root: &Path,
+    places: &[PathBuf],
     name: &str,
     split: &str,
-    settings: &str,
-    files: &[File],
-    fit: Fit,
-    quiet: bool,
+    key: &str,
+    decode: impl FnOnce() -> Result<Images>,
+    announce: Option<usize>,
 ) -> Result<Images> {
-    let key = key(root, settings, files);
-    let places = locations(root, name, split);
-    if let Some(images) = places.iter().find_map(|p| read(p, &key)) {
+    if let Some(images) = places.iter().find_map(|p| read(p, key)) {
         return Ok(images);
     }
-    if !quiet {
-        eprintln!(
-            "{name}: decoding {} {split} images (once; cached afterwards)",
-            files.len()
-        );
+    if let Some(n) = announce {
+        eprintln!("{name}: decoding {n} {split} images (once; cached afterwards)");
     }
-    let images = folders::decode(files, fit)?;
+    let images = decode()?;
     let mut failures = Vec::new();
-    for p in &places {
-        match write(p, &key, &images) {
+    for p in places {
+        match write(p, key, &images) {
             Ok(()) => return Ok(images),
             Err(e) => failures.push(format!("{e:#}")),
         }

@@ -49,13 +49,12 @@ fn split(root: &Path, split: &str, quiet: bool) -> Result<super::images::Images>
         files.extend(folders::images_in(&dir.join(class), label as i64)?);
     }
     cache::load_or_decode(
-        root,
+        &cache::locations(root, Name::Cinic10.as_str(), split),
         Name::Cinic10.as_str(),
         split,
-        SETTINGS,
-        &files,
-        Fit::Exact(32),
-        quiet,
+        &cache::key(root, SETTINGS, &files),
+        || folders::decode(&files, Fit::Exact(32)),
+        (!quiet).then_some(files.len()),
     )
 }
 

@@ -23,6 +23,29 @@ pub struct File {
     pub modified_ns: u128,
 }
 
+impl File {
+    fn of(path: PathBuf, label: i64, meta: &std::fs::Metadata) -> File {
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        File {
+            path,
+            label,
+            size: meta.len(),
+            modified_ns,
+        }
+    }
+
+    /// The file at `path`, labelled `label`, as its metadata describes it now.
+    pub fn at(path: &Path, label: i64) -> Result<File> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(File::of(path.to_path_buf(), label, &meta))
+    }
+}
+
 /// Sub-folder names of `dir`, sorted bytewise as ImageFolder sorts them; hidden
 /// folders (such as minima's `.minima-cache`) are skipped.
 pub fn subfolders(dir: &Path) -> Result<Vec<String>> {
@@ -62,17 +85,7 @@ pub fn images_in(dir: &Path, label: i64) -> Result<Vec<File>> {
         if !meta.is_file() {
             continue;
         }
-        let modified_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        files.push(File {
-            path,
-            label,
-            size: meta.len(),
-            modified_ns,
-        });
+        files.push(File::of(path, label, &meta));
     }
     if files.is_empty() {
         bail!(

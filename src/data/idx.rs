@@ -5,7 +5,10 @@
 //! IDX: two zero bytes, a type byte (0x08: unsigned bytes), the number of
 //! dimensions, each dimension as a big-endian u32, then the values row-major.
 
+use super::cache;
+use super::folders::File;
 use super::images::{Images, Loaded};
+use super::names::Name;
 use crate::results::Value as Col;
 use anyhow::{bail, Context, Result};
 use flate2::read::GzDecoder;
@@ -40,10 +43,20 @@ fn required(dir: &Path, stem: &str) -> Result<PathBuf> {
         .with_context(|| format!("{}: neither {stem} nor {stem}.gz is there", dir.display()))
 }
 
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Whether the file starts with gzip's magic bytes.
+fn gzipped(path: &Path) -> bool {
+    let mut start = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| start == GZIP_MAGIC)
+}
+
 /// The file's bytes, gunzipped when they start with gzip's magic bytes.
 fn read(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if !raw.starts_with(&[0x1f, 0x8b]) {
+    if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
     let mut out = Vec::with_capacity(raw.len() * 2);
@@ -93,10 +106,37 @@ fn parse(path: &Path, bytes: &[u8], ndims: usize) -> Result<(Vec<usize>, Vec<u8>
     Ok((dims, bytes[header..].to_vec()))
 }
 
+/// The cache key's settings (cache.rs): what decoding gives, with a version.
+const SETTINGS: &str = "idx u8 28x28 v1";
+
+/// One split (`prefix` train or t10k). Gzipped files are decoded once and then
+/// read from the cache (data/cache.rs; about a sixth of a start-up went into
+/// gunzipping Fashion-MNIST); uncompressed ones are read as they are.
 fn split(dir: &Path, prefix: &str) -> Result<Images> {
     let images_path = required(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let labels_path = required(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let (dims, pixels) = parse(&images_path, &read(&images_path)?, 3)?;
+    let decode = || decode(&images_path, &labels_path);
+    if !gzipped(&images_path) && !gzipped(&labels_path) {
+        return decode();
+    }
+    let files = [File::at(&images_path, 0)?, File::at(&labels_path, 1)?];
+    let name = Name::FashionMnist.as_str();
+    // The user's cache only: Fashion-MNIST usually comes from a system package
+    // (/usr/share/datasets), where a run as root should not write.
+    let [_, user] = cache::locations(dir, name, prefix);
+    cache::load_or_decode(
+        &[user],
+        name,
+        prefix,
+        &cache::key(dir, SETTINGS, &files),
+        decode,
+        None,
+    )
+}
+
+/// The images and labels of one split from its two IDX files, checked.
+fn decode(images_path: &Path, labels_path: &Path) -> Result<Images> {
+    let (dims, pixels) = parse(images_path, &read(images_path)?, 3)?;
     if dims[1..] != [SIDE, SIDE] {
         bail!(
             "{}: expected {SIDE}×{SIDE} images, found {}×{}",
@@ -105,7 +145,7 @@ fn split(dir: &Path, prefix: &str) -> Result<Images> {
             dims[2]
         );
     }
-    let (label_dims, labels) = parse(&labels_path, &read(&labels_path)?, 1)?;
+    let (label_dims, labels) = parse(labels_path, &read(labels_path)?, 1)?;
     if label_dims[0] != dims[0] {
         bail!(
             "{} has {} labels but {} has {} images",

@@ -47,13 +47,12 @@ fn split(root: &Path, split: &str, wnids: &[String], quiet: bool) -> Result<Imag
         }
     }
     cache::load_or_decode(
-        root,
+        &cache::locations(root, Name::RestrictedImagenet.as_str(), split),
         Name::RestrictedImagenet.as_str(),
         split,
-        SETTINGS,
-        &files,
-        Fit::Resize(SIDE),
-        quiet,
+        &cache::key(root, SETTINGS, &files),
+        || folders::decode(&files, Fit::Resize(SIDE)),
+        (!quiet).then_some(files.len()),
     )
 }
 
