@@ -16,6 +16,7 @@
 #[path = "../tests/common/formats.rs"]
 mod formats;
 
+use minima::data::cache;
 use minima::data::imagenet::SUPER_CLASSES;
 use minima::data::load::{load, Options};
 use std::path::{Path, PathBuf};
@@ -156,9 +157,14 @@ fn loads() {
     let dir = scratch();
     formats::fashion_mnist(dir.path(), 60_000, 10_000, true, 3);
     report(
-        "fashion_mnist idx.gz (generated)",
+        "fashion_mnist idx.gz (generated; first: gunzip + cache)",
         time_loads("fashion_mnist", &opts(dir.path())),
     );
+    // Its decoded copy went to the user's cache, under this temporary path.
+    let [_, cached] = cache::locations(dir.path(), "fashion_mnist", "train");
+    if let Some(folder) = cached.parent() {
+        let _ = std::fs::remove_dir_all(folder);
+    }
     drop(dir);
     let debian = Path::new("/usr/share/datasets/fashion-mnist");
     if debian.is_dir() {

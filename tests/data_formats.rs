@@ -6,6 +6,7 @@
 use crate::common;
 use common::formats::{self, Gen, Py, Python};
 use common::run_text;
+use minima::data::cache;
 use minima::data::cifar::Format;
 use minima::data::images::Normalize;
 use minima::data::load::{load, Options};
@@ -383,6 +384,14 @@ fn fashion_mnist_idx_plain_or_gzipped_and_padded() {
         let inside: i64 = train.pixels.iter().map(|&v| i64::from(v)).sum();
         assert_eq!(total, inside, "the border is zero");
         assert_stats(&padded, &bytes(&padded.train.x), [1, 32, 32]);
+        if gz {
+            // The gzipped files were cached in the user's cache (tests/
+            // data_cache.rs checks how): this temporary folder's entry goes.
+            let [_, user] = cache::locations(dir.path(), "fashion_mnist", "train");
+            let folder = user.parent().unwrap();
+            assert!(folder.join("t10k.images").is_file());
+            std::fs::remove_dir_all(folder).unwrap();
+        }
     }
 }
 
