@@ -1,10 +1,12 @@
 //! Decoded image folders and gzipped IDX files (Fashion-MNIST) cached as one
-//! flat file per split, so only the first load decodes: `ROOT/.minima-cache/SPLIT.images` next to the data, or
+//! flat file per split, so only the first load decodes:
+//! `ROOT/.minima-cache/SPLIT.images` next to the data, or
 //! `~/.cache/minima/decoded/NAME-HASH/SPLIT.images` (HASH: of the root's path)
-//! when the data folder is read-only.
+//! when the data folder is read-only (`locations`; the caller picks which of
+//! the two it uses: Fashion-MNIST only the second).
 //!
 //! A cache file is used only when its key matches: the md5 of the decoding
-//! settings and, for every image in order, its path below the root, label, size
+//! settings and, for every file in order, its path below the root, label, size
 //! and modification time. Adding, removing, renaming, replacing or touching an
 //! image, or changing the settings, gives another key, and the split is decoded
 //! again and the cache rewritten. A damaged or foreign cache file is also just

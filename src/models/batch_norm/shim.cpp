@@ -128,9 +128,10 @@ extern "C" {
 // momentum, eps) of a channels-last float32 CPU tensor x [n, c, h, w], plus
 // `skip` where not null (a tensor laid out as x), then its relu with `relu`,
 // through the kernels at `kernels`; an autograd node when gradients are being
-// recorded and x, weight, bias or skip requires one, a plain forward otherwise. The running
-// statistics move either way. Returns 0 with the result in *out (a new handle
-// the caller owns), or -1 with libtorch's message in `err` (NUL-terminated).
+// recorded and x, weight, bias or skip requires one, a plain forward otherwise.
+// The running statistics move either way. Returns 0 with the result in *out (a
+// new handle the caller owns), or -1 with libtorch's message in `err`
+// (NUL-terminated).
 int minima_batch_norm_channels_last(const at::Tensor* x, const at::Tensor* weight,
                                     const at::Tensor* bias, const at::Tensor* running_mean,
                                     const at::Tensor* running_var, const at::Tensor* skip,
