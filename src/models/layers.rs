@@ -111,9 +111,10 @@ impl Conv2d {
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let cpu_channels_last =
             self.layout == ConvLayout::ChannelsLast && self.weight.device() == tch::Device::Cpu;
-        let weight = match cpu_channels_last {
-            true => channels_last(&self.weight),
-            false => self.weight.shallow_clone(),
+        let (xs, weight) = match cpu_channels_last {
+            true if self.wide_on_a_small_map(xs) => (xs.contiguous(), self.weight.shallow_clone()),
+            true => (xs.shallow_clone(), channels_last(&self.weight)),
+            false => (xs.shallow_clone(), self.weight.shallow_clone()),
         };
         xs.conv2d(
             &weight,
@@ -123,6 +124,20 @@ impl Conv2d {
             [1, 1],
             1,
         )
+    }
+}
+
+impl Conv2d {
+    /// Whether this is a wide stride-1 convolution over a map of at most 8x8,
+    /// which a channels-last net runs NCHW: there oneDNN's channels-last kernels
+    /// take 1.2-1.7x as long as its NCHW ones for a training step at 256 and 512
+    /// channels, and up to 2.5x for the forward alone, while at 128 channels,
+    /// at 1x1 and on larger maps they are faster (docs/PERFORMANCE.md, "Wide
+    /// convolutions on small maps NCHW"). The output comes back NCHW; the batch
+    /// norm, ReLU or addition after it takes either layout.
+    fn wide_on_a_small_map(&self, xs: &Tensor) -> bool {
+        let (w, x) = (self.weight.size(), xs.size());
+        self.stride == 1 && w[2] > 1 && w[0] >= 256 && w[1] >= 256 && x[2] * x[3] <= 64
     }
 }
 
@@ -323,6 +338,69 @@ mod tests {
         assert_eq!(y1.stride(), [144, 1, 24, 4]);
         assert!(close(&y0, &y1));
         assert!(last.weight.is_contiguous());
+    }
+
+    #[test]
+    fn wide_convolutions_on_small_maps_run_nchw_in_a_channels_last_net() {
+        // (in, out, kernel, stride, map side, whether the output comes back NCHW)
+        let cases = [
+            (256, 256, 3, 1, 8, true),
+            (256, 512, 3, 1, 4, true),
+            (256, 256, 3, 1, 9, false),
+            (128, 256, 3, 1, 4, false),
+            (256, 128, 3, 1, 4, false),
+            (256, 256, 1, 1, 4, false),
+            (256, 256, 3, 2, 8, false),
+        ];
+        let names = RefCell::new(Vec::new());
+        for (c_in, c_out, k, stride, side, nchw_out) in cases {
+            let conv = |layout| {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let s = Scope::new(vs.root(), &names, layout);
+                let make = || Conv2d::new(&s, c_in, c_out, k, stride, k / 2, false);
+                let conv = crate::rng::seeded(0, make).unwrap();
+                (vs, conv)
+            };
+            let ((_a, nchw), (_b, last)) = (conv(ConvLayout::Nchw), conv(ConvLayout::ChannelsLast));
+            let x = crate::rng::seeded(1, || {
+                Tensor::randn([2, c_in, side, side], (Kind::Float, Device::Cpu))
+            });
+            // The input comes channels-last from the layers before, as in a net.
+            let x1 = channels_last(&x).set_requires_grad(true);
+            let x0 = x.set_requires_grad(true);
+            let (y0, y1) = (nchw.forward(&x0), last.forward(&x1));
+            let case = format!("{c_in}->{c_out} k{k} s{stride} on {side}x{side}");
+            assert_eq!(y1.is_contiguous(), nchw_out, "{case}: NCHW output");
+            assert_eq!(
+                is_channels_last(&y1),
+                !nchw_out,
+                "{case}: channels-last output"
+            );
+            let g = crate::rng::seeded(2, || y0.randn_like());
+            (&y0 * &g).sum(Kind::Float).backward();
+            (&y1 * &g).sum(Kind::Float).backward();
+            // Run NCHW, the convolution is the NCHW one bit for bit, gradients
+            // included. Channels-last kernels order their sums over hundreds
+            // of products otherwise: equal within float32's rounding of them.
+            let same = |a: &Tensor, b: &Tensor| match nchw_out {
+                true => a.equal(b),
+                false => {
+                    let scale = b.abs().max().double_value(&[]);
+                    (a - b).abs().max().double_value(&[]) <= 1e-5 * scale
+                }
+            };
+            assert!(same(&y1, &y0), "{case}: outputs differ");
+            assert!(
+                same(&x1.grad(), &x0.grad()),
+                "{case}: input gradients differ"
+            );
+            let (w0, w1) = (nchw.weight.grad(), last.weight.grad());
+            assert!(same(&w1, &w0), "{case}: weight gradients differ");
+            assert!(
+                last.weight.grad().is_contiguous(),
+                "{case}: weight gradient layout"
+            );
+        }
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub const CONV_LAYOUT_VAR: &str = "MINIMA_CONV_LAYOUT";
 /// convolutional net, where the cnn trains 1.3–1.8× and the nets with batch
 /// norms 1.1–1.5× as fast as NCHW (docs/PERFORMANCE.md), their batch norms in
 /// training through `batch_norm` (libtorch's own channels-last batch norm sums in
-/// float32 and is less accurate: docs/TRAINING.md); the mlp has none. Under
+/// float32 and is less accurate: docs/TRAINING.md); the mlp has none. Within
+/// such a net, wide convolutions on maps of 8x8 or less run NCHW, where
+/// oneDNN's NCHW kernels are the faster (`Conv2d::wide_on_a_small_map`). Under
 /// `MINIMA_CONV_LAYOUT=nchw` every architecture runs NCHW; config.json records the
 /// choice as `conv_layout`.
 pub fn conv_layout(arch: Arch) -> ConvLayout {
@@ -224,6 +226,10 @@ mod tests {
             (Arch::Vgg16, 0.125),
             (Arch::Densenet40, 0.25),
             (Arch::Resnet50, 0.0625),
+            // Their 256-channel layers on 4x4 and 2x2 maps run NCHW inside the
+            // channels-last net (`Conv2d::wide_on_a_small_map`).
+            (Arch::Resnet18, 0.5),
+            (Arch::Vgg16, 0.5),
         ];
         for (arch, width) in nets {
             let spec = ModelSpec {
