@@ -183,7 +183,37 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
         claims.height() > 0 && stdout.contains(&line),
         "{name}: {line}\n{stdout}"
     );
+    assert_printed_tables_exist(name, dir, &stdout);
     (dir.join("out"), stdout)
+}
+
+/// Each table a script points its reader to ("results: PATH (...)", "curves:
+/// PATH (...)") names files that are there; `parts/*/` stands for every
+/// configuration of a sweep, as polars and DuckDB read it.
+fn assert_printed_tables_exist(name: &str, dir: &Path, stdout: &str) {
+    let shown = stdout.lines().filter_map(|l| {
+        let rest = l.strip_prefix("results: ").or(l.strip_prefix("curves: "))?;
+        rest.split_whitespace()
+            .next()
+            .filter(|p| p.ends_with(".parquet"))
+    });
+    let mut checked = 0;
+    for path in shown {
+        let (folder, file) = path.split_once("/parts/*/").unwrap_or((path, ""));
+        let files: Vec<_> = match file {
+            "" => vec![dir.join(folder)],
+            _ => std::fs::read_dir(dir.join(folder).join("parts"))
+                .unwrap_or_else(|e| panic!("{name}: {path}: {e}"))
+                .map(|part| part.unwrap().path().join(file))
+                .collect(),
+        };
+        assert!(
+            !files.is_empty() && files.iter().all(|f| f.is_file()),
+            "{name} points to {path}, which is not there"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "{name} prints no table's path:\n{stdout}");
 }
 
 /// `minima run SCRIPT` at the paper scripts' tiny settings (a cnn at width 0.25,
