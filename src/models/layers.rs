@@ -125,9 +125,7 @@ impl Conv2d {
             1,
         )
     }
-}
 
-impl Conv2d {
     /// Whether this is a wide stride-1 convolution over a map of at most 8x8,
     /// which a channels-last net runs NCHW: there oneDNN's channels-last kernels
     /// take 1.2-1.7x as long as its NCHW ones for a training step at 256 and 512
@@ -379,9 +377,10 @@ mod tests {
             let g = crate::rng::seeded(2, || y0.randn_like());
             (&y0 * &g).sum(Kind::Float).backward();
             (&y1 * &g).sum(Kind::Float).backward();
-            // Run NCHW, the convolution is the NCHW one bit for bit, gradients
-            // included. Channels-last kernels order their sums over hundreds
-            // of products otherwise: equal within float32's rounding of them.
+            // Where the rule applies, the convolution is the NCHW one bit for
+            // bit, gradients included. Elsewhere channels-last kernels order
+            // their sums over hundreds of products otherwise: equal within
+            // float32's rounding of them.
             let same = |a: &Tensor, b: &Tensor| match nchw_out {
                 true => a.equal(b),
                 false => {
