@@ -189,7 +189,7 @@ fn tiny_run(name: &str, dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Stri
 
 /// Each table a script points its reader to ("results: PATH (...)", "curves:
 /// PATH (...)") names files that are there; `parts/*/` stands for every
-/// configuration of a sweep, as polars and DuckDB read it.
+/// configuration of a sweep (one file each, read together by column name).
 fn assert_printed_tables_exist(name: &str, dir: &Path, stdout: &str) {
     let shown = stdout.lines().filter_map(|l| {
         let rest = l.strip_prefix("results: ").or(l.strip_prefix("curves: "))?;
