@@ -16,7 +16,7 @@
 //!   output is > 0;
 //! - `F.cross_entropy` with mean reduction: log-softmax (max-shifted) then the
 //!   negative log-likelihood; its gradient (softmax − one-hot) / batch;
-//! - the SGD update of `train/sgd.rs` (`Sgd::step_host`).
+//! - the SGD update of `train/sgd.rs` (`SgdOptions::update_host`).
 //!
 //! All in float32 like libtorch's CPU kernels, with sums of losses in float64 as
 //! the run's totals keep them. Products are matrixmultiply's sgemm (FMA where the
@@ -32,6 +32,7 @@ mod crew;
 mod pass;
 mod pixels;
 mod products;
+mod update;
 
 use super::sgd::Sgd;
 use crate::data::{crop, Augmentation, Dataset, Inputs, Part, Split};
@@ -41,7 +42,7 @@ use crate::slices::{floats, is_host_float, longs};
 use crew::Crew;
 pub use pass::Tally;
 use pass::{across, chunks, Pass};
-use pixels::Pixels;
+use pixels::{prefetch, Pixels};
 use tch::{Device, Kind, Tensor};
 
 /// The environment variable that chooses the engine: `libtorch` turns this one off.
@@ -185,16 +186,10 @@ impl Dense {
     }
 
     /// Sums the passes' gradients of a `b`-row batch into the first's, in a fixed
-    /// order, and takes the SGD step with them.
+    /// order, and takes the SGD step with them (`update`).
     fn update(&mut self, params: &[Tensor], sgd: &mut Sgd, b: usize) {
         let used = chunks(self.passes.len(), b);
-        let (first, others) = self.passes.split_at_mut(1);
-        for other in &others[..used - 1] {
-            for (g, o) in first[0].grads.iter_mut().zip(&other.grads) {
-                g.iter_mut().zip(o).for_each(|(g, o)| *g += o);
-            }
-        }
-        sgd.step_host(params, &mut first[0].grads);
+        update::update(&self.crew, &mut self.passes, used, params, sgd);
     }
 
     /// One step on the `len` training examples at `order[start..start + len]`,
@@ -265,8 +260,15 @@ impl Dense {
             );
             x.clear();
             y.clear();
-            for k in rows {
+            for k in rows.clone() {
                 let i = index[k].rem_euclid(n) as usize;
+                if k + 1 < rows.end {
+                    let next = index[k + 1].rem_euclid(n) as usize;
+                    match &pixels {
+                        Some(p) => prefetch(p.image(next)),
+                        None => prefetch(&xs[next * width..(next + 1) * width]),
+                    }
+                }
                 match (&pixels, &crop) {
                     (Some(p), None) => p.extend(i, &mut x),
                     (None, None) => x.extend_from_slice(&xs[i * width..(i + 1) * width]),
