@@ -20,7 +20,7 @@ LAYERS = [
     ["results"],
     ["kit"],
     ["data", "data/fetch", "models", "models/pool_relu", "models/batch_norm"],
-    ["metrics", "train", "train/dense"],
+    ["metrics", "train", "train/dense", "train/sgd"],
     ["frame", "plot", "sweep"],
     ["report"],
     ["host", "host/repl"],

@@ -5,8 +5,8 @@
 //! joining a thread each step is a noticeable share; with kept threads (each
 //! gathering its own rows as well) the step went from about 450 to 350 µs
 //! (docs/PERFORMANCE.md). Each thread spins briefly after its share, long
-//! enough to catch the next step's work (the caller's SGD update between steps
-//! takes about 20 µs), then sleeps until woken. libtorch's own workers are held
+//! enough to catch the next hand-out (a step hands out its rows, then its SGD
+//! update), then sleeps until woken. libtorch's own workers are held
 //! at one thread while the engine has a crew (train/dense/mod.rs), so the
 //! spinning takes no core libtorch needs.
 

@@ -49,8 +49,10 @@ fn stretches<T>(mut values: &mut [T], parts: usize) -> Vec<&mut [T]> {
 }
 
 /// Sums the gradients of the first `used` passes into the first's and takes
-/// the SGD step with them, on every crew thread when `used` > 1 (the crew is
-/// then awake from the step's rows), else on this one.
+/// the SGD step with them: on every crew thread when `used` > 1 (the crew is
+/// then awake from the step's rows), else on this one (`Sgd::step_host`: one
+/// pass, nothing to sum, and Figure 1's steps of a few microseconds pay no
+/// hand-out).
 pub(super) fn update(
     crew: &Crew,
     passes: &mut [Pass],
@@ -58,8 +60,11 @@ pub(super) fn update(
     params: &[Tensor],
     sgd: &mut Sgd,
 ) {
+    if used == 1 {
+        return sgd.step_host(params, &mut passes[0].grads);
+    }
     let options = sgd.options;
-    let threads = if used > 1 { crew.size() } else { 1 };
+    let threads = crew.size();
     let (first, others) = passes.split_at_mut(1);
     let others = &others[..used - 1];
     let mut shares: Vec<Vec<Stretch>> = (0..threads)
@@ -77,7 +82,7 @@ pub(super) fn update(
         // during the update.
         let values = unsafe { crate::slices::floats_mut(p) };
         let n = values.len();
-        let mut buffers: Vec<Option<HostBuffer>> = match buffer {
+        let buffers: Vec<Option<HostBuffer>> = match buffer {
             Some(HostBuffer { values, first }) => stretches(values, threads)
                 .into_iter()
                 .map(|values| Some(HostBuffer { values, first }))
@@ -87,7 +92,7 @@ pub(super) fn update(
         let pieces = stretches(values, threads)
             .into_iter()
             .zip(stretches(grad, threads));
-        for (k, ((values, grad), buffer)) in pieces.zip(buffers.drain(..)).enumerate() {
+        for (k, ((values, grad), buffer)) in pieces.zip(buffers).enumerate() {
             shares[k].push(Stretch {
                 param,
                 start: k * n / threads,
@@ -104,11 +109,7 @@ pub(super) fn update(
             stretch.step(&options, others);
         }
     };
-    if threads == 1 {
-        work(0);
-    } else {
-        crew.run(&work);
-    }
+    crew.run(&work);
 }
 
 #[cfg(test)]
@@ -171,27 +172,29 @@ mod tests {
             },
         ];
         for o in options {
-            tch::manual_seed(7);
-            let params: Vec<Tensor> = sizes
-                .iter()
-                .map(|&n| Tensor::randn([n as i64], (Kind::Float, tch::Device::Cpu)))
-                .collect();
+            let draw = || -> Vec<Tensor> {
+                let cpu = (Kind::Float, tch::Device::Cpu);
+                sizes
+                    .iter()
+                    .map(|&n| Tensor::randn([n as i64], cpu))
+                    .collect()
+            };
+            // Each step's three passes' gradients, then the parameters.
+            let (params, grads) = crate::rng::seeded(7, || {
+                let grads: Vec<Vec<Vec<Tensor>>> =
+                    (0..3).map(|_| (0..3).map(|_| draw()).collect()).collect();
+                (draw(), grads)
+            });
             let copy: Vec<Tensor> = params.iter().map(|p| p.copy()).collect();
             let start = params[0].copy();
             let crew = Crew::new(2);
             let (mut shared, mut single) = (Sgd::new(o, 4).unwrap(), Sgd::new(o, 4).unwrap());
-            for step in 0..3 {
+            for (step, grads) in grads.iter().enumerate() {
                 let mut passes: Vec<Pass> = (0..3).map(|_| Pass::default()).collect();
-                for pass in passes.iter_mut() {
-                    pass.grads = sizes
+                for (pass, grads) in passes.iter_mut().zip(grads) {
+                    pass.grads = grads
                         .iter()
-                        .map(|&n| {
-                            Vec::<f32>::try_from(Tensor::randn(
-                                [n as i64],
-                                (Kind::Float, tch::Device::Cpu),
-                            ))
-                            .unwrap()
-                        })
+                        .map(|g| Vec::<f32>::try_from(g).unwrap())
                         .collect();
                 }
                 let mut summed = passes[0].grads.clone();
