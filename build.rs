@@ -5,8 +5,9 @@
 // 3. Compiles the libtorch calls tch does not bind — src/train/autocast_shim.cpp
 //    (the autocast dtype and CPU switches) and src/train/sgd_shim.cpp (the
 //    multi-tensor SGD update), src/models/pool_relu/shim.cpp (the fused pool
-//    and ReLU's autograd node) and src/models/batch_norm/shim.cpp (the
-//    channels-last batch norm's), and src/models/shim.cpp (libtorch's
+//    and ReLU's autograd node), src/models/batch_norm/shim.cpp (the
+//    channels-last batch norm's), src/models/stem_conv/shim.cpp (the first
+//    convolution's), and src/models/shim.cpp (libtorch's
 //    intra-op threads for the models' kernels, hence OpenMP) — against the
 //    headers of the libtorch torch-sys links.
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ fn main() {
         "src/train/sgd_shim.cpp",
         "src/models/pool_relu/shim.cpp",
         "src/models/batch_norm/shim.cpp",
+        "src/models/stem_conv/shim.cpp",
         "src/models/shim.cpp",
     ];
     println!("cargo:rerun-if-changed=src/models/shim.h");

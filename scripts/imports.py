@@ -19,7 +19,7 @@ LAYERS = [
     ["rng", "memory", "slices"],
     ["results"],
     ["kit"],
-    ["data", "data/fetch", "models", "models/pool_relu", "models/batch_norm"],
+    ["data", "data/fetch", "models", "models/pool_relu", "models/batch_norm", "models/stem_conv"],
     ["metrics", "train", "train/dense", "train/sgd"],
     ["frame", "plot", "sweep"],
     ["report"],

@@ -4,7 +4,8 @@
 //! `features = nn.Sequential(Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, MaxPool2d)` and
 //! `classifier = nn.Sequential(Linear, ReLU, Linear)` applied to the flattened
 //! features: `features.0.weight`, `features.3.weight`, `classifier.0.weight`,
-//! `classifier.2.weight`.
+//! `classifier.2.weight`. On the CPU its first convolution runs through
+//! `stem_conv`'s kernels (channels-last, float32), where oneDNN's took most of a step.
 
 use super::layers::{Conv2d, Linear, Scope};
 use super::pool_relu::pool2_relu;
@@ -32,7 +33,7 @@ impl Cnn {
         let features = s.sub("features");
         let classifier = s.sub("classifier");
         Ok(Cnn {
-            conv1: Conv2d::new(&features.sub(0), c, c1, 3, 1, 1, true)?,
+            conv1: Conv2d::new(&features.sub(0), c, c1, 3, 1, 1, true)?.with_stem_kernel(),
             conv2: Conv2d::new(&features.sub(3), c1, c2, 3, 1, 1, true)?,
             fc1: Linear::new(&classifier.sub(0), c2 * (h / 4) * (w / 4), hidden)?,
             fc2: Linear::new(&classifier.sub(2), hidden, spec.classes)?,

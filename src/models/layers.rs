@@ -8,6 +8,7 @@
 
 use super::batch_norm::After;
 use super::init;
+use super::stem_conv;
 use anyhow::Result;
 use std::cell::RefCell;
 use tch::nn::{self, Init};
@@ -77,6 +78,7 @@ pub struct Conv2d {
     stride: i64,
     padding: i64,
     layout: ConvLayout,
+    stem_kernel: bool,
 }
 
 impl Conv2d {
@@ -105,12 +107,26 @@ impl Conv2d {
             stride,
             padding,
             layout: s.layout,
+            stem_kernel: false,
         })
+    }
+
+    /// Runs this convolution through `stem_conv`'s kernels where they take it;
+    /// only the cnn's first layer asks (`stem_conv`'s docs say why).
+    pub fn with_stem_kernel(mut self) -> Conv2d {
+        self.stem_kernel = true;
+        self
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let cpu_channels_last =
             self.layout == ConvLayout::ChannelsLast && self.weight.device() == tch::Device::Cpu;
+        let (bias, stride, padding) = (self.bias.as_ref(), self.stride, self.padding);
+        let stem = cpu_channels_last && self.stem_kernel;
+        let own = stem.then(|| stem_conv::conv3x3(xs, &self.weight, bias, stride, padding));
+        if let Some(y) = own.flatten() {
+            return y;
+        }
         let (xs, weight) = match cpu_channels_last {
             true if self.wide_on_a_small_map(xs) => (xs.contiguous(), self.weight.shallow_clone()),
             true => (xs.shallow_clone(), channels_last(&self.weight)),
@@ -118,9 +134,9 @@ impl Conv2d {
         };
         xs.conv2d(
             &weight,
-            self.bias.as_ref(),
-            [self.stride, self.stride],
-            [self.padding, self.padding],
+            bias,
+            [stride, stride],
+            [padding, padding],
             [1, 1],
             1,
         )

@@ -16,6 +16,7 @@ pub mod resnet;
 pub mod rhai;
 mod shim;
 pub mod spec;
+mod stem_conv;
 pub mod vgg;
 pub mod weights;
 
