@@ -55,3 +55,55 @@ impl ModuleT for Cnn {
         self.fc2.forward(&h)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::layers::channels_last;
+    use super::super::spec::Arch;
+    use super::super::{stem_conv, Model};
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// The channels-last cnn's forward is its layers with the first through
+    /// `stem_conv`'s kernel, bit for bit: a net built without the opt-in
+    /// would take libtorch's convolution there and round otherwise.
+    #[test]
+    fn the_first_convolution_takes_the_stem_kernel() {
+        let spec = ModelSpec {
+            arch: Arch::Cnn,
+            hidden: vec![],
+            width: 0.25,
+            input_shape: vec![1, 32, 32],
+            classes: 10,
+            seed: 0,
+        };
+        let model = Model::new(spec, Device::Cpu).unwrap();
+        let p = model.vs.variables();
+        let x = crate::rng::seeded(1, || {
+            Tensor::randn([4, 1, 32, 32], (Kind::Float, Device::Cpu))
+        });
+        let Some(h) = stem_conv::conv3x3(
+            &x,
+            &p["features.0.weight"],
+            Some(&p["features.0.bias"]),
+            1,
+            1,
+        ) else {
+            panic!("this CPU lacks AVX2 and FMA: the cnn's first convolution is libtorch's here");
+        };
+        let h = pool2_relu(&h);
+        let w = channels_last(&p["features.3.weight"]);
+        let h = pool2_relu(&h.conv2d(&w, Some(&p["features.3.bias"]), [1, 1], [1, 1], [1, 1], 1));
+        let h = h
+            .flatten(1, -1)
+            .linear(&p["classifier.0.weight"], Some(&p["classifier.0.bias"]));
+        let by_hand = h
+            .relu()
+            .linear(&p["classifier.2.weight"], Some(&p["classifier.2.bias"]));
+        let out = model.forward_t(&x, true);
+        assert!(
+            out.equal(&by_hand),
+            "the cnn's output is not its layers' through the kernel"
+        );
+    }
+}
