@@ -1,4 +1,4 @@
-// What the models' C++ shims (pool_relu/shim.cpp, batch_norm/shim.cpp) share.
+// What the models' C++ shims (pool_relu/, batch_norm/ and stem_conv/shim.cpp) share.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,7 +1,7 @@
 //! The Rust side of the models' C++ shims (`shim.h`): each shim function takes
 //! an `out` handle slot and an error buffer, returns 0 with a new tensor in
 //! `out`, or -1 with libtorch's message in the buffer. And libtorch's intra-op
-//! threads and grad mode for the kernels (`shim.cpp`).
+//! threads, grad mode and CPU autocast state for the kernels (`shim.cpp`).
 
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -11,6 +11,7 @@ use torch_sys::C_tensor;
 
 extern "C" {
     fn minima_grad_enabled() -> bool;
+    fn minima_cpu_autocast_enabled() -> bool;
     fn minima_parallel_for(
         n: usize,
         grain: usize,
@@ -41,6 +42,12 @@ pub fn call(
 pub fn grad_enabled() -> bool {
     // Safety: reads a thread-local flag.
     unsafe { minima_grad_enabled() }
+}
+
+/// Whether CPU autocast is on for this thread.
+pub fn cpu_autocast_enabled() -> bool {
+    // Safety: reads a thread-local flag.
+    unsafe { minima_cpu_autocast_enabled() }
 }
 
 /// Runs `f` over blocks of [0, n) on libtorch's intra-op threads, as

@@ -53,7 +53,6 @@ extern "C" {
         err: *mut c_char,
         err_len: c_int,
     ) -> c_int;
-    fn minima_cpu_autocast_enabled() -> bool;
 }
 
 /// The shim's forward; `bias` null for none.
@@ -119,8 +118,7 @@ fn takes(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: i64, paddin
         && !(x.requires_grad() && super::shim::grad_enabled())
         && x.stride().iter().all(|&s| s >= 0)
         && kernel::available()
-        // Safety: reads a thread-local flag.
-        && !unsafe { minima_cpu_autocast_enabled() }
+        && !super::shim::cpu_autocast_enabled()
 }
 
 /// conv2d(x, weight, bias, stride, padding) with a channels-last result, from

@@ -4,7 +4,6 @@
 // (src/models/stem_conv/kernel.rs) through the function pointers the caller
 // passes, so this file holds only the autograd plumbing. Compiled by build.rs
 // against the libtorch torch-sys links.
-#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cstdint>
@@ -90,10 +89,6 @@ struct StemConv : public torch::autograd::Function<StemConv> {
 }  // namespace
 
 extern "C" {
-
-// Whether CPU autocast is on: the kernels compute in float32 only, so a
-// convolution under autocast takes libtorch's.
-bool minima_cpu_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCPU); }
 
 // conv2d(x, weight, bias, stride 1, padding 1) through the kernels at
 // `kernels`, `bias` null for none; an autograd node when gradients are being
