@@ -240,6 +240,35 @@ mod tests {
         }
     }
 
+    /// Under CPU autocast a layer opted into `stem_conv`'s float32 kernel
+    /// leaves the convolution to libtorch, which autocast runs in bfloat16; the
+    /// kernel itself would answer in float32 (this test fails without that
+    /// guard in `stem_conv::takes`). Outside autocast it answers in float32.
+    #[test]
+    fn under_cpu_autocast_a_stem_kernel_layer_is_libtorchs_bf16_convolution() {
+        use crate::models::layers::{Conv2d, Scope};
+        use crate::models::ConvLayout;
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let names = std::cell::RefCell::new(Vec::new());
+        let scope = Scope::new(vs.root(), &names, ConvLayout::ChannelsLast);
+        let conv = Conv2d::new(&scope, 1, 8, 3, 1, 1, true)
+            .unwrap()
+            .with_stem_kernel();
+        tch::manual_seed(0);
+        let x = Tensor::randn([2, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let plain = conv.forward(&x);
+        let cast = with_autocast(Some(AutocastDevice::Cpu), || conv.forward(&x));
+        assert_eq!(plain.kind(), Kind::Float);
+        assert_eq!(cast.kind(), Kind::BFloat16);
+        // The same convolution, to bfloat16's 8 bits of mantissa.
+        let err = (cast.to_kind(Kind::Float) - &plain)
+            .abs()
+            .max()
+            .double_value(&[]);
+        let scale = plain.abs().max().double_value(&[]);
+        assert!(err <= 0.02 * scale, "{err} against {scale}");
+    }
+
     #[test]
     fn scale_backs_off_on_overflow_and_grows_after_2000_finite_steps() {
         let mut s = GradScaler::default();
