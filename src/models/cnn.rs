@@ -47,9 +47,12 @@ impl ModuleT for Cnn {
     /// gradients: a window with a positive maximum sends its gradient to the same
     /// first maximum either way, one without sends none (ReLU's gradient at and
     /// below zero is zero). That is the PyTorch module's Conv, ReLU, MaxPool.
-    /// Channels-last on the CPU both run as one pass (`pool_relu`).
+    /// Channels-last on the CPU both run as one pass (`pool_relu`), and the
+    /// first stage with its convolution as one node (`stem_conv`'s pooled
+    /// kernels).
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let h = pool2_relu(&self.conv1.forward(xs));
+        let first = self.conv1.stem_pool2_relu(xs);
+        let h = first.unwrap_or_else(|| pool2_relu(&self.conv1.forward(xs)));
         let h = pool2_relu(&self.conv2.forward(&h));
         let h = self.fc1.forward(&h.flatten(1, -1)).relu();
         self.fc2.forward(&h)

@@ -118,11 +118,27 @@ impl Conv2d {
         self
     }
 
+    /// Whether `stem_conv`'s kernels may run this layer: it asked, and it runs
+    /// channels-last on the CPU.
+    fn stem(&self) -> bool {
+        self.stem_kernel
+            && self.layout == ConvLayout::ChannelsLast
+            && self.weight.device() == tch::Device::Cpu
+    }
+
+    /// relu(max_pool2d(self.forward(xs), 2)) as one node where `stem_conv`'s
+    /// pooled kernels take it (the same floats), else None.
+    pub fn stem_pool2_relu(&self, xs: &Tensor) -> Option<Tensor> {
+        let own = (self.stride == 1 && self.padding == 1 && self.stem())
+            .then(|| stem_conv::conv3x3_pool2_relu(xs, &self.weight, self.bias.as_ref()));
+        own.flatten()
+    }
+
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let cpu_channels_last =
             self.layout == ConvLayout::ChannelsLast && self.weight.device() == tch::Device::Cpu;
         let (bias, stride, padding) = (self.bias.as_ref(), self.stride, self.padding);
-        let stem = cpu_channels_last && self.stem_kernel;
+        let stem = self.stem();
         let own = stem.then(|| stem_conv::conv3x3(xs, &self.weight, bias, stride, padding));
         if let Some(y) = own.flatten() {
             return y;

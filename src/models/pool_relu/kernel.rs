@@ -117,11 +117,23 @@ pub fn forward(d: Dims, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
 }
 
 /// The forward of output rows `rows`; y and mask start at the first's outputs.
-fn forward_rows(d: Dims, rows: Range<usize>, x: &[f32], y: &mut [f32], mask: &mut [u8]) {
+pub(in crate::models) fn forward_rows(
+    d: Dims,
+    rows: Range<usize>,
+    x: &[f32],
+    y: &mut [f32],
+    mask: &mut [u8],
+) {
+    if rows.is_empty() {
+        return;
+    }
+    let outputs = d.out_at(rows.end) - d.out_at(rows.start);
+    assert!(x.len() >= d.top(rows.end - 1) + 2 * d.w * d.c && y.len() >= outputs);
+    assert!(mask.is_empty() || mask.len() >= outputs);
     #[cfg(target_arch = "x86_64")]
     if d.c.is_multiple_of(8) && avx2::available() {
-        // Safety: the CPU has AVX2; `forward` checked x's length and sized y
-        // and mask to these rows.
+        // Safety: the CPU has AVX2; x holds these rows' inputs, y and mask
+        // their outputs (checked above).
         return unsafe { avx2::forward(d, rows, x, y, mask) };
     }
     let (ow, c) = (d.out_w(), d.c);
@@ -161,7 +173,20 @@ pub fn backward(d: Dims, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
 }
 
 /// The backward of output rows `rows`; gx starts at the first's top input row.
-fn backward_rows(d: Dims, rows: Range<usize>, g: &[f32], y: &[f32], mask: &[u8], gx: &mut [f32]) {
+pub(in crate::models) fn backward_rows(
+    d: Dims,
+    rows: Range<usize>,
+    g: &[f32],
+    y: &[f32],
+    mask: &[u8],
+    gx: &mut [f32],
+) {
+    if rows.is_empty() {
+        return;
+    }
+    let outputs = d.out_at(rows.end);
+    assert!(g.len() >= outputs && y.len() >= outputs && mask.len() >= outputs);
+    assert!(gx.len() >= d.input_end(rows.end - 1) - d.top(rows.start));
     let (oh, ow, c, w) = (d.out_h(), d.out_w(), d.c, d.w);
     let base = d.top(rows.start);
     for r in rows.clone() {
@@ -178,8 +203,8 @@ fn backward_rows(d: Dims, rows: Range<usize>, g: &[f32], y: &[f32], mask: &[u8],
     }
     #[cfg(target_arch = "x86_64")]
     if d.c.is_multiple_of(8) && avx2::available() {
-        // Safety: the CPU has AVX2; `backward` checked the lengths and sized gx
-        // to these rows' inputs.
+        // Safety: the CPU has AVX2; g, y and mask hold these rows' outputs, gx
+        // their inputs (checked above).
         return unsafe { avx2::backward(d, rows, g, y, mask, gx) };
     }
     for r in rows {

@@ -17,7 +17,8 @@
 //! here. Anything else (another layout or dtype, a GPU tensor, autocast's bf16)
 //! takes libtorch's two ops.
 
-mod kernel;
+// The stem's pooled kernels run these one image at a time.
+pub(super) mod kernel;
 
 use super::layers::{is_channels_last, max_pool2};
 use kernel::Dims;

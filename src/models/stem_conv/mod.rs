@@ -23,10 +23,15 @@
 //! that needs its gradient, a CPU without AVX2 and FMA) takes libtorch's
 //! `conv2d`. tch cannot define an autograd node, so a small C++ shim
 //! (`shim.cpp`, compiled by build.rs) is the node and calls the kernels here.
+//!
+//! The cnn follows this layer with a 2x2 max-pool and ReLU; `pooled` runs the
+//! three as one node, image by image, so the full-size output stays in cache.
 
 mod kernel;
+mod pooled;
 
 use kernel::Dims;
+pub use pooled::conv3x3_pool2_relu;
 use std::os::raw::{c_char, c_int};
 use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;

@@ -1,6 +1,8 @@
 // The first convolution of a net (3x3 from a few input channels, see
-// src/models/stem_conv/mod.rs) as one libtorch autograd node, which tch cannot
-// define: its forward and backward call the Rust kernels
+// src/models/stem_conv/mod.rs) as one libtorch autograd node, and the same
+// convolution with the 2x2 max-pool and ReLU after it as another (the cnn's
+// first stage), which tch cannot define: their forward and backward call the
+// Rust kernels
 // (src/models/stem_conv/kernel.rs) through the function pointers the caller
 // passes, so this file holds only the autograd plumbing. Compiled by build.rs
 // against the libtorch torch-sys links.
@@ -24,6 +26,16 @@ struct MinimaStemKernels {
   void (*forward)(MinimaStemDims, const float* x, const float* weight, const float* bias,
                   float* y);
   void (*weight_grad)(MinimaStemDims, const float* x, const float* g, float* gw, float* gb);
+};
+
+// pooled.rs's `Kernels`: y and g are the pooled output's [n, h / 2, w / 2,
+// c_out]; `mask` (each maximum's slot) may be null in the forward: no gradient
+// follows.
+struct MinimaStemPoolKernels {
+  void (*forward)(MinimaStemDims, const float* x, const float* weight, const float* bias,
+                  float* y, uint8_t* mask);
+  void (*weight_grad)(MinimaStemDims, const float* x, const float* g, const float* y,
+                      const uint8_t* mask, float* gw, float* gb);
 };
 }
 
@@ -86,6 +98,55 @@ struct StemConv : public torch::autograd::Function<StemConv> {
   }
 };
 
+const MinimaStemPoolKernels* pool_kernels_at(int64_t address) {
+  return reinterpret_cast<const MinimaStemPoolKernels*>(address);
+}
+
+// The pooled output, channels-last [n, c_out, h / 2, w / 2], and the mask
+// (each maximum's slot, [n, h / 2, w / 2, c_out]) when `mask` is given.
+at::Tensor pooled_into(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                       const MinimaStemPoolKernels* kernels, at::Tensor* mask) {
+  const MinimaStemDims d = dims_of(x, weight);
+  const int64_t n = x.size(0), c = weight.size(0), h = x.size(2) / 2, w = x.size(3) / 2;
+  at::Tensor y = channels_last({n, c, h, w}, x.options());
+  if (mask) *mask = at::empty({n, h, w, c}, x.options().dtype(at::kByte));
+  kernels->forward(d, x.const_data_ptr<float>(), weight.const_data_ptr<float>(),
+                   bias.numel() > 0 ? bias.const_data_ptr<float>() : nullptr,
+                   y.mutable_data_ptr<float>(), mask ? mask->mutable_data_ptr<uint8_t>() : nullptr);
+  return y;
+}
+
+struct StemConvPool : public torch::autograd::Function<StemConvPool> {
+  // As StemConv's arguments; x is at least 2x2.
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias, int64_t kernels) {
+    at::Tensor mask;
+    at::Tensor y = pooled_into(x, weight, bias, pool_kernels_at(kernels), &mask);
+    ctx->save_for_backward({x, y, mask});
+    ctx->saved_data["kernels"] = kernels;
+    ctx->saved_data["c_out"] = weight.size(0);
+    ctx->saved_data["bias"] = bias.numel() > 0;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const int64_t c_out = ctx->saved_data["c_out"].toInt();
+    // The next layer's backward may hand a gradient in another layout: the
+    // kernels read channels-last.
+    const at::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor gw = at::empty({c_out, x.size(1), 3, 3}, g.options());
+    at::Tensor gb;
+    if (ctx->saved_data["bias"].toBool()) gb = at::empty({c_out}, g.options());
+    pool_kernels_at(ctx->saved_data["kernels"].toInt())
+        ->weight_grad(dims_of(x, gw), x.const_data_ptr<float>(), g.const_data_ptr<float>(),
+                      saved[1].const_data_ptr<float>(), saved[2].const_data_ptr<uint8_t>(),
+                      gw.mutable_data_ptr<float>(), gb.defined() ? gb.mutable_data_ptr<float>() : nullptr);
+    return {at::Tensor(), gw, gb, at::Tensor()};
+  }
+};
+
 }  // namespace
 
 extern "C" {
@@ -106,6 +167,26 @@ int minima_stem_conv(const at::Tensor* x, const at::Tensor* weight, const at::Te
                          (weight->requires_grad() || (bias && bias->requires_grad()));
     at::Tensor y = records ? StemConv::apply(*x, w, b, reinterpret_cast<int64_t>(kernels))
                            : forward_into(*x, w, b, kernels);
+    *out = new at::Tensor(std::move(y));
+    return 0;
+  } catch (const std::exception& e) {
+    minima_shim::write_error(e.what(), err, err_len);
+    return -1;
+  }
+}
+
+// relu(max_pool2d(conv2d(x, weight, bias, stride 1, padding 1), 2)) through
+// the kernels at `kernels`, as minima_stem_conv; x is at least 2x2.
+int minima_stem_conv_pool2_relu(const at::Tensor* x, const at::Tensor* weight,
+                                const at::Tensor* bias, const MinimaStemPoolKernels* kernels,
+                                at::Tensor** out, char* err, int err_len) {
+  try {
+    const at::Tensor w = weight->contiguous();
+    const at::Tensor b = bias ? bias->contiguous() : at::empty({0}, w.options());
+    const bool records = at::GradMode::is_enabled() &&
+                         (weight->requires_grad() || (bias && bias->requires_grad()));
+    at::Tensor y = records ? StemConvPool::apply(*x, w, b, reinterpret_cast<int64_t>(kernels))
+                           : pooled_into(*x, w, b, kernels, nullptr);
     *out = new at::Tensor(std::move(y));
     return 0;
   } catch (const std::exception& e) {

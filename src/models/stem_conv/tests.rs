@@ -191,3 +191,85 @@ fn other_convolutions_take_libtorchs() {
         "no input gradient without grad mode"
     );
 }
+
+fn two_nodes(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    crate::models::pool_relu::pool2_relu(&ours(x, w, b))
+}
+
+fn pooled(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    conv3x3_pool2_relu(x, w, b).expect("the pooled kernels take this convolution")
+}
+
+#[test]
+fn the_pooled_stage_is_the_convolution_then_pool_relu_bit_for_bit() {
+    if !kernel::available() {
+        panic!("this CPU lacks AVX2 and FMA: the kernels cannot be checked here");
+    }
+    // The cnn's first stage at widths 0.25 and 1, odd sizes whose last row
+    // and column no window reads, a CIFAR-like input NCHW, and batches
+    // libtorch's threads share unevenly.
+    for (k, (n, c_in, h, w, c_out, bias, last)) in [
+        (16, 1, 32, 32, 8, true, true),
+        (5, 1, 32, 32, 32, true, true),
+        (7, 3, 9, 11, 16, false, false),
+        (3, 2, 5, 4, 8, true, false),
+        (2, 1, 2, 2, 24, true, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 100 + 10 * k as i64;
+        // Zero rows and scattered zeros, as an image's background: windows
+        // whose four outputs tie at the bias, and maxima at or below zero.
+        let keep = draw(&[n, 1, h, w], seed).gt(-0.3).to_kind(Kind::Float);
+        let keep = keep
+            * Tensor::arange(h, (Kind::Float, Device::Cpu))
+                .ge(2)
+                .view([1, 1, h, 1]);
+        let mut x = draw(&[n, c_in, h, w], seed + 1) * keep;
+        if last {
+            x = channels_last(&x);
+        }
+        let weight = draw(&[c_out, c_in, 3, 3], seed + 2) * 0.3;
+        let b = bias.then(|| draw(&[c_out], seed + 3) * 0.1);
+        let r = crate::rng::seeded(seed + 4, || {
+            (Tensor::randn([n, c_out, h / 2, w / 2], (Kind::Float, Device::Cpu)) * 2.0).round()
+        });
+        let case = format!("{n}x{c_in}x{h}x{w} to {c_out}, bias {bias}, channels-last {last}");
+
+        let (y, gw, gb) = through(pooled, &x, &weight, b.as_ref(), &r);
+        let (y_ref, gw_ref, gb_ref) = through(two_nodes, &x, &weight, b.as_ref(), &r);
+        assert!(is_channels_last(&y), "{case}: channels-last output");
+        assert_eq!(y.size(), y_ref.size(), "{case}");
+        assert_eq!(bits(&y), bits(&y_ref), "{case}: outputs");
+        assert_eq!(bits(&gw), bits(&gw_ref), "{case}: weight gradients");
+        assert_eq!(
+            gb.as_ref().map(bits),
+            gb_ref.as_ref().map(bits),
+            "{case}: bias gradients"
+        );
+        let zeros = y.eq(0.0).sum(Kind::Int64).int64_value(&[]);
+        assert!(zeros > 0, "{case}: some windows rectified to zero");
+        let plain = tch::no_grad(|| pooled(&x, &weight, b.as_ref()));
+        assert_eq!(
+            bits(&plain),
+            bits(&y),
+            "{case}: the same output without a gradient"
+        );
+    }
+}
+
+#[test]
+fn the_pooled_stage_needs_a_window() {
+    let w = draw(&[8, 1, 3, 3], 1);
+    let row = draw(&[2, 1, 1, 8], 0);
+    assert!(
+        conv3x3_pool2_relu(&row, &w, None).is_none(),
+        "one row: no window"
+    );
+    let x = draw(&[2, 1, 8, 8], 2);
+    assert!(
+        conv3x3_pool2_relu(&x, &w, None).is_some() || !kernel::available(),
+        "8x8"
+    );
+}
