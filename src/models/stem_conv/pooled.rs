@@ -105,11 +105,18 @@ extern "C" fn weight_grad_all(
     unreachable!("stem_conv runs only where kernel::available() ({d:?} {x:?} {g:?} {y:?} {mask:?} {gw:?} {gb:?})");
 }
 
-/// relu(max_pool2d(conv2d(x, weight, bias, 1, 1), 2)) with a channels-last
-/// result, from the kernels where they take the convolution (`conv3x3`) and
-/// x is at least 2x2, else None.
-pub fn conv3x3_pool2_relu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option<Tensor> {
-    if !super::takes(x, weight, bias, 1, 1) || x.size()[2] < 2 || x.size()[3] < 2 {
+/// relu(max_pool2d(conv2d(x, weight, bias, stride, padding), 2)) with a
+/// channels-last result, from the kernels where they take the convolution
+/// (`conv3x3`) and x is at least 2x2, else None.
+pub fn conv3x3_pool2_relu(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: i64,
+    padding: i64,
+) -> Option<Tensor> {
+    let window = x.dim() == 4 && x.size()[2] >= 2 && x.size()[3] >= 2;
+    if !(window && super::takes(x, weight, bias, stride, padding)) {
         return None;
     }
     let bias_ptr = bias.map_or(std::ptr::null(), |b| b.as_ptr());

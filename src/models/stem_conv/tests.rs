@@ -197,7 +197,7 @@ fn two_nodes(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
 }
 
 fn pooled(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
-    conv3x3_pool2_relu(x, w, b).expect("the pooled kernels take this convolution")
+    conv3x3_pool2_relu(x, w, b, 1, 1).expect("the pooled kernels take this convolution")
 }
 
 #[test]
@@ -264,12 +264,13 @@ fn the_pooled_stage_needs_a_window() {
     let w = draw(&[8, 1, 3, 3], 1);
     let row = draw(&[2, 1, 1, 8], 0);
     assert!(
-        conv3x3_pool2_relu(&row, &w, None).is_none(),
+        conv3x3_pool2_relu(&row, &w, None, 1, 1).is_none(),
         "one row: no window"
     );
     let x = draw(&[2, 1, 8, 8], 2);
     assert!(
-        conv3x3_pool2_relu(&x, &w, None).is_some() || !kernel::available(),
+        conv3x3_pool2_relu(&x, &w, None, 1, 1).is_some() || !kernel::available(),
         "8x8"
     );
+    assert!(conv3x3_pool2_relu(&x, &w, None, 2, 1).is_none(), "stride 2");
 }
