@@ -106,26 +106,19 @@ fn taps_by_channel(d: &Dims, weight: &[f32]) -> Vec<f32> {
     t
 }
 
-/// `f(images, scratch plane, scratch image)` over blocks of images on
-/// libtorch's threads, the plane zeroed once per block; the image scratch
-/// ([h, w, c_out]) only when `image_scratch`.
-fn for_images(
-    d: &Dims,
-    image_scratch: bool,
-    f: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
-) {
+/// `f(images, scratch plane, scratch of image_len values)` over blocks of
+/// images on libtorch's threads, the plane zeroed once per block.
+fn for_images(d: &Dims, image_len: usize, f: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync) {
     parallel_for(d.n, 1, |images| {
         let mut plane = vec![0f32; d.padded_len()];
-        let mut image = vec![
-            0f32;
-            if image_scratch {
-                d.pixels() * d.c_out
-            } else {
-                0
-            }
-        ];
+        let mut image = vec![0f32; image_len];
         f(images, &mut plane, &mut image)
     });
+}
+
+/// One image's full-size output, [h, w, c_out]: the pooled variants' scratch.
+fn image_len(d: &Dims) -> usize {
+    d.pixels() * d.c_out
 }
 
 /// y = conv(x, weight) + bias, channels-last: each output the bias (or 0)
@@ -140,7 +133,7 @@ pub unsafe fn forward(d: Dims, x: &[f32], weight: &[f32], bias: Option<&[f32]>, 
     let (taps, bias) = forward_weights(&d, x, weight, bias);
     let out = Parts::new(y);
     let per_image = d.pixels() * d.c_out;
-    for_images(&d, false, |images, plane, _| {
+    for_images(&d, 0, |images, plane, _| {
         // Safety: the blocks' images are disjoint.
         let y = unsafe { out.part(images.start * per_image..images.end * per_image) };
         for (k, i) in images.enumerate() {
@@ -173,7 +166,7 @@ pub unsafe fn forward_pooled(
     let (taps, bias) = forward_weights(&d, x, weight, bias);
     let keep_mask = !mask.is_empty();
     let (ys, masks) = (Parts::new(y), Parts::new(mask));
-    for_images(&d, true, |images, plane, conv| {
+    for_images(&d, image_len(&d), |images, plane, conv| {
         let at = images.start * per_image..images.end * per_image;
         // Safety: the blocks' images are disjoint.
         let y = unsafe { ys.part(at.clone()) };
@@ -225,7 +218,7 @@ fn forward_weights(
 pub unsafe fn weight_grad(d: Dims, x: &[f32], g: &[f32], gw: &mut [f32], gb: Option<&mut [f32]>) {
     assert!(g.len() == d.output_len());
     let pixels = d.pixels() * d.c_out;
-    gradient_sums(&d, x, gw, gb, false, |i, _| {
+    gradient_sums(&d, x, gw, gb, 0, |i, _| {
         Some(&g[i * pixels..(i + 1) * pixels])
     });
 }
@@ -248,7 +241,7 @@ pub unsafe fn weight_grad_pooled(
     assert!(d.h >= 2 && d.w >= 2 && g.len() == d.n * per_image);
     assert!(y.len() == g.len() && mask.len() == g.len());
     let (pd, rows) = (d.one_image_pool(), 0..d.h / 2);
-    gradient_sums(&d, x, gw, gb, true, |i, image| {
+    gradient_sums(&d, x, gw, gb, image_len(&d), |i, image| {
         let at = i * per_image..(i + 1) * per_image;
         pool::backward_rows(
             pd,
@@ -263,15 +256,15 @@ pub unsafe fn weight_grad_pooled(
 }
 
 /// The gradients' sums over the images, image `i`'s output gradient
-/// [h, w, c_out] from `grad(i, image scratch)`: the slice it returns, or
-/// the scratch it wrote.
+/// [h, w, c_out] from `grad(i, scratch of image_len values)`: the slice it
+/// returns, or the scratch it wrote.
 #[cfg(target_arch = "x86_64")]
 unsafe fn gradient_sums<'g>(
     d: &Dims,
     x: &[f32],
     gw: &mut [f32],
     gb: Option<&mut [f32]>,
-    image_scratch: bool,
+    image_len: usize,
     grad: impl Fn(usize, &mut [f32]) -> Option<&'g [f32]> + Sync,
 ) {
     assert!(x.len() >= d.input_span());
@@ -281,7 +274,7 @@ unsafe fn gradient_sums<'g>(
     let per_image = d.weight_len() + d.c_out;
     let mut sums = vec![0f64; d.n * per_image];
     let parts = Parts::new(&mut sums);
-    for_images(d, image_scratch, |images, plane, image| {
+    for_images(d, image_len, |images, plane, image| {
         // Safety: the blocks' images are disjoint.
         let sums = unsafe { parts.part(images.start * per_image..images.end * per_image) };
         for (k, i) in images.enumerate() {

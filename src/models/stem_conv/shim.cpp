@@ -147,6 +147,27 @@ struct StemConvPool : public torch::autograd::Function<StemConvPool> {
   }
 };
 
+// What both entry points share: the contiguous weight and the bias (an
+// autograd function's tensor arguments must be defined: no bias is an empty
+// one), whether autograd records (gradients on and the weight or bias
+// requiring one), and `run(w, b, records)`'s tensor in *out (0) or libtorch's
+// message in `err` (-1).
+template <class Run>
+int run_entry(const at::Tensor* weight, const at::Tensor* bias, at::Tensor** out, char* err,
+              int err_len, Run run) {
+  try {
+    const at::Tensor w = weight->contiguous();
+    const at::Tensor b = bias ? bias->contiguous() : at::empty({0}, w.options());
+    const bool records = at::GradMode::is_enabled() &&
+                         (weight->requires_grad() || (bias && bias->requires_grad()));
+    *out = new at::Tensor(run(w, b, records));
+    return 0;
+  } catch (const std::exception& e) {
+    minima_shim::write_error(e.what(), err, err_len);
+    return -1;
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -158,21 +179,11 @@ extern "C" {
 // libtorch's message in `err` (NUL-terminated).
 int minima_stem_conv(const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
                      const MinimaStemKernels* kernels, at::Tensor** out, char* err, int err_len) {
-  try {
-    const at::Tensor w = weight->contiguous();
-    // An autograd function's tensor arguments must be defined: no bias is an
-    // empty one.
-    const at::Tensor b = bias ? bias->contiguous() : at::empty({0}, w.options());
-    const bool records = at::GradMode::is_enabled() &&
-                         (weight->requires_grad() || (bias && bias->requires_grad()));
-    at::Tensor y = records ? StemConv::apply(*x, w, b, reinterpret_cast<int64_t>(kernels))
-                           : forward_into(*x, w, b, kernels);
-    *out = new at::Tensor(std::move(y));
-    return 0;
-  } catch (const std::exception& e) {
-    minima_shim::write_error(e.what(), err, err_len);
-    return -1;
-  }
+  return run_entry(weight, bias, out, err, err_len,
+                   [&](const at::Tensor& w, const at::Tensor& b, bool records) {
+                     return records ? StemConv::apply(*x, w, b, reinterpret_cast<int64_t>(kernels))
+                                    : forward_into(*x, w, b, kernels);
+                   });
 }
 
 // relu(max_pool2d(conv2d(x, weight, bias, stride 1, padding 1), 2)) through
@@ -180,18 +191,11 @@ int minima_stem_conv(const at::Tensor* x, const at::Tensor* weight, const at::Te
 int minima_stem_conv_pool2_relu(const at::Tensor* x, const at::Tensor* weight,
                                 const at::Tensor* bias, const MinimaStemPoolKernels* kernels,
                                 at::Tensor** out, char* err, int err_len) {
-  try {
-    const at::Tensor w = weight->contiguous();
-    const at::Tensor b = bias ? bias->contiguous() : at::empty({0}, w.options());
-    const bool records = at::GradMode::is_enabled() &&
-                         (weight->requires_grad() || (bias && bias->requires_grad()));
-    at::Tensor y = records ? StemConvPool::apply(*x, w, b, reinterpret_cast<int64_t>(kernels))
-                           : pooled_into(*x, w, b, kernels, nullptr);
-    *out = new at::Tensor(std::move(y));
-    return 0;
-  } catch (const std::exception& e) {
-    minima_shim::write_error(e.what(), err, err_len);
-    return -1;
-  }
+  return run_entry(weight, bias, out, err, err_len,
+                   [&](const at::Tensor& w, const at::Tensor& b, bool records) {
+                     return records
+                                ? StemConvPool::apply(*x, w, b, reinterpret_cast<int64_t>(kernels))
+                                : pooled_into(*x, w, b, kernels, nullptr);
+                   });
 }
 }
