@@ -199,11 +199,14 @@ fn a_claim_with_nothing_to_measure_does_not_hold() {
         strs(&c, "measured")
     );
     // Of the two failing rows only SOTA's gap has a CPU-scale note (its seed-to-
-    // seed spread, probes H and I); vanilla's gap has none: CPU scale shows it.
+    // seed spread, and the size that shows it); vanilla's gap has none: CPU scale
+    // shows it.
     let notes = notes(&c);
     assert_eq!(notes[0], None);
     assert!(
-        notes[1].as_deref().is_some_and(|n| n.contains("probe H")),
+        notes[1]
+            .as_deref()
+            .is_some_and(|n| n.contains("--set n_train=4000")),
         "{notes:?}"
     );
 }
@@ -256,7 +259,7 @@ fn figure_4_checks_both_ends_of_r_and_the_spread_of_sota() {
     assert!(
         notes[2]
             .as_deref()
-            .is_some_and(|n| n.contains("R = 4 the lowest")),
+            .is_some_and(|n| n.contains("R = 4 SOTA's lowest")),
         "{notes:?}"
     );
 }
@@ -288,9 +291,9 @@ fn table_2_notes_sit_on_their_own_mix_only() {
         notes[0].is_none() && notes[3].is_none() && notes[4].is_none(),
         "{notes:?}"
     );
-    assert!(says(1, "82-85% train accuracy"), "{notes:?}");
+    assert!(says(1, "81-85% train accuracy"), "{notes:?}");
     assert!(says(2, "0.005"), "{notes:?}");
     assert!(says(5, "0.33, 0.30, 1.36"), "{notes:?}");
-    assert!(says(6, "0.31, 0.14, 4.05"), "{notes:?}");
-    assert!(says(7, "-0.10, 0.90, 2.45"), "{notes:?}");
+    assert!(says(6, "0.49, -0.24, 2.35"), "{notes:?}");
+    assert!(says(7, "17 of 28 pairs"), "{notes:?}");
 }
