@@ -826,8 +826,10 @@ fn paper_scale_cifar10_follows_the_authors_protocol() {
                 AnyValue::Float64(0.9999)
             );
         } else {
-            // Main runs: the whole schedule, no early stop.
+            // Main runs: the whole schedule, no early stop, train accuracy scored
+            // as the authors' loader gives it (augmented copies in SOTA's run).
             assert_eq!(strings(&summary, "status")[k], "completed");
+            assert_eq!(strings(&summary, "train_eval")[k], "augmented");
             assert_eq!(
                 rows.iter().map(|r| r.0).collect::<Vec<_>>(),
                 (1..=70).collect::<Vec<_>>()

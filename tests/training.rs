@@ -260,3 +260,34 @@ fn toy_augmentation_can_keep_each_original_point() {
         assert!(b.y.narrow(0, copy * n, n).equal(&d.train.y));
     }
 }
+
+#[test]
+fn augmented_train_scoring_sees_augmented_copies_and_leaves_training_alone() {
+    // The authors' code scores train accuracy on its augmenting training loader;
+    // `train_eval: "augmented"` does so, and must change nothing else.
+    let m = eval_map(
+        r#"
+        let d = toy(#{ n_train: 20, n_test: 20, seed: 3 });
+        let m = model(#{ arch: "mlp", hidden: [16] }, d);
+        let cfg = #{ lr: 0.1, batch_size: 10, epochs: 3, augment: true, seed: 5 };
+        let clean = train(m, d, cfg);
+        let aug = train(m, d, cfg + #{ train_eval: "augmented" });
+        let again = train(m, d, cfg + #{ train_eval: "augmented" });
+        let plain = #{ lr: 0.1, batch_size: 10, epochs: 3, seed: 5 };
+        #{ clean: clean.train_loss, clean_scored: evaluate(clean.model, d).train_loss,
+           aug: aug.train_loss, again: again.train_loss,
+           clean_test: clean.test_loss, aug_test: aug.test_loss,
+           clean_batches: clean.history[-1].batch_loss, aug_batches: aug.history[-1].batch_loss,
+           plain: train(m, d, plain).train_loss,
+           plain_aug: train(m, d, plain + #{ train_eval: "augmented" }).train_loss }
+        "#,
+    );
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+    assert!(rel(f(&m, "clean"), f(&m, "clean_scored")) < 1e-6, "{m:?}");
+    assert_eq!(f(&m, "aug_test"), f(&m, "clean_test"), "{m:?}");
+    assert_eq!(f(&m, "aug_batches"), f(&m, "clean_batches"), "{m:?}");
+    assert!(rel(f(&m, "aug"), f(&m, "clean")) > 1e-4, "{m:?}");
+    assert_eq!(f(&m, "again"), f(&m, "aug"), "{m:?}");
+    // Without augmentation there is nothing to augment: the clean score.
+    assert_eq!(f(&m, "plain_aug"), f(&m, "plain"), "{m:?}");
+}

@@ -229,6 +229,17 @@ impl Dataset {
         })
     }
 
+    /// The training split in order as an augmented epoch sees it: batch k of
+    /// `0..epoch_len(true)` augmented from a seed derived from (`seed`, k).
+    pub fn augmented_train(&self, size: i64, seed: i64) -> impl Iterator<Item = Split> + '_ {
+        let n = self.epoch_len(true);
+        let device = self.device();
+        (0..n).step_by(size as usize).map(move |start| {
+            let index = Tensor::arange_start(start, (start + size).min(n), (Kind::Int64, device));
+            self.train_batch(&index, Some(crate::rng::derive(seed, start / size)))
+        })
+    }
+
     /// The whole split as model inputs (small data sets: plots, boundary distances).
     pub fn materialize(&self, part: Part) -> Split {
         let parts: Vec<Split> = self.batches(part, 4096).collect();

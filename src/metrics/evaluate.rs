@@ -5,7 +5,7 @@
 //! mean over the split whatever the batch size. Sums stay on the device and are
 //! read once at the end: no host synchronisation per batch.
 
-use crate::data::{Dataset, Part};
+use crate::data::{Dataset, Part, Split};
 use crate::models::Model;
 use tch::{Kind, Reduction, Tensor};
 
@@ -25,7 +25,23 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, reduction: Reduction) -> 
 }
 
 pub fn evaluate(model: &Model, data: &Dataset, part: Part) -> Score {
-    let n = data.len(part);
+    score_batches(model, data, data.batches(part, EVAL_BATCH), data.len(part))
+}
+
+/// `evaluate` on the training split as an augmented epoch sees it, augmentation
+/// drawn from `seed`: the authors' CIFAR-10 code scores training accuracy in eval
+/// mode over its training loader, whose transforms crop and flip.
+pub fn evaluate_augmented(model: &Model, data: &Dataset, seed: i64) -> Score {
+    let n = data.epoch_len(true);
+    score_batches(model, data, data.augmented_train(EVAL_BATCH, seed), n)
+}
+
+fn score_batches(
+    model: &Model,
+    data: &Dataset,
+    batches: impl Iterator<Item = Split>,
+    n: i64,
+) -> Score {
     if n == 0 {
         return Score {
             loss: f64::NAN,
@@ -36,7 +52,7 @@ pub fn evaluate(model: &Model, data: &Dataset, part: Part) -> Score {
         let device = data.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
-        for batch in data.batches(part, EVAL_BATCH) {
+        for batch in batches {
             let logits = model.forward_t(&batch.x, false);
             loss_sum += cross_entropy(&logits, &batch.y, Reduction::Sum).to_kind(Kind::Double);
             correct += logits

@@ -40,7 +40,8 @@ typed_config! {
         stop_at_train_acc: Option<f64> = key(UNIT_OPEN, D::Absent, "stop once train accuracy reaches this fraction, e.g. 1.0");
         check_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between checks of stop_at_train_acc");
         max_epochs: Option<i64> = key(POSITIVE_INT, D::Absent, "with stop_at_train_acc: keep going past `epochs` (at the last lr) up to this");
-        eval_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between evaluations on the clean train and test splits");
+        eval_every: i64 = key(POSITIVE_INT, D::Int(1), "epochs between evaluations on the train and test splits");
+        train_eval: String = key(Rule::Str { choices: &["clean", "augmented"] }, D::Str("clean"), "what train_loss and train_acc score: the clean training split, or with augment on freshly augmented copies of it, as the authors' code does");
         checkpoint_every: Option<i64> = key(POSITIVE_INT, D::Absent, "epochs between checkpoints (default: every 60 s of training, and at the end)");
         precision: String = key(Rule::Str { choices: &["fp32", "bf16", "fp16"] }, D::Str("fp32"), "fp32; bf16 autocast (CUDA, or a CPU with AVX512-BF16) or fp16 autocast with a gradient scaler (CUDA)");
         track: Vec<String> = key(Rule::Strs { choices: crate::metrics::track::TRACKABLE }, D::Str(""), "metrics added to the history every track_every epochs (docs/METRICS.md)");

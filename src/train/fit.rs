@@ -11,7 +11,7 @@ use super::precision::AutocastDevice;
 use super::progress::Progress;
 use super::schedule::Schedule;
 use super::sgd::Sgd;
-use super::step::{score, train_step, Batch, BatchTotals};
+use super::step::{score, score_train, train_step, Batch, BatchTotals};
 use crate::data::{Dataset, Part};
 use crate::kit::interrupt;
 use crate::metrics::{distance, track::Tracker};
@@ -255,8 +255,12 @@ impl<'a> Fit<'a> {
         let eval_due = epoch % t.eval_every == 0 || epoch == limit || !batch.loss.is_finite();
         let model = &self.state.model;
         let watched = self.plateau.as_ref().map(|p| p.metric().part);
+        // Augmented scoring draws its crops from the epoch's own stream, apart
+        // from the training steps' (derive(epoch seed, step >= 0)).
+        let augmented = (t.augment && t.train_eval == "augmented")
+            .then(|| crate::rng::derive(crate::rng::derive(t.seed, epoch), -1));
         let train = (eval_due || check_due || watched == Some(Part::Train))
-            .then(|| score(&mut self.dense, model, data, Part::Train));
+            .then(|| score_train(&mut self.dense, model, data, augmented));
         let reached = check_due
             && t.stop_at_train_acc
                 .zip(train)

@@ -5,7 +5,7 @@ use super::dense::{Dense, Tally};
 use super::precision::{with_autocast, AutocastDevice};
 use super::sgd::Sgd;
 use crate::data::{Dataset, Part};
-use crate::metrics::evaluate::{cross_entropy, evaluate, Score};
+use crate::metrics::evaluate::{cross_entropy, evaluate, evaluate_augmented, Score};
 use crate::models::Model;
 use tch::{Kind, Reduction, Tensor};
 
@@ -115,5 +115,19 @@ pub fn score(dense: &mut Option<Dense>, model: &Model, data: &Dataset, part: Par
     match dense {
         Some(d) => d.evaluate(model, data, part),
         None => evaluate(model, data, part),
+    }
+}
+
+/// The training split's score: clean through `score`, or with `augmented`'s seed
+/// on augmented copies (libtorch's evaluation, which the dense engine's mirrors).
+pub fn score_train(
+    dense: &mut Option<Dense>,
+    model: &Model,
+    data: &Dataset,
+    augmented: Option<i64>,
+) -> Score {
+    match augmented {
+        Some(seed) => evaluate_augmented(model, data, seed),
+        None => score(dense, model, data, Part::Train),
     }
 }
