@@ -121,7 +121,7 @@ pub fn load(
         .get(KEY)
         .ok_or_else(|| anyhow!("{} has no `{KEY}` metadata", what()))?;
     let position: Position = serde_json::from_str(json).with_context(what)?;
-    if position.fingerprint != fingerprint {
+    if !super::fingerprint::matches(&position.fingerprint, fingerprint) {
         let changed = super::fingerprint::changes(&position.fingerprint, fingerprint);
         bail!(
             "{} was made by a different setting; what changed (checkpoint → now):\n  {}\n\

@@ -57,6 +57,28 @@ fn pairs(fingerprint: &str) -> Vec<(String, serde_json::Value)> {
         .unwrap_or_default()
 }
 
+/// Setting keys added after checkpoints began to be written, each with the value
+/// that trains and scores as a checkpoint without the key did: a checkpoint that
+/// lacks such a key still belongs to a run that has it at that value.
+const ADDED: &[(&str, &str)] = &[("train_eval", "clean")];
+
+/// Whether a checkpoint's fingerprint is this run's: the same, or short only of
+/// keys added since (`ADDED`) that the run has at their old behaviour.
+pub fn matches(old: &str, new: &str) -> bool {
+    if old == new {
+        return true;
+    }
+    let (old, new) = (pairs(old), pairs(new));
+    let added_since = |(key, value): &&(String, serde_json::Value)| {
+        !old.iter().any(|(k, _)| k == key)
+            && ADDED
+                .iter()
+                .any(|(k, v)| k == key && value.as_str() == Some(v))
+    };
+    let rest: Vec<_> = new.iter().filter(|p| !added_since(p)).collect();
+    rest.len() == old.len() && rest.iter().zip(&old).all(|(a, b)| *a == b)
+}
+
 /// What differs between an old fingerprint and a new one, one `key: old → new`
 /// per changed key (`(none)` where one side lacks the key), in setting order.
 pub fn changes(old: &str, new: &str) -> Vec<String> {
@@ -94,7 +116,7 @@ pub fn changes(old: &str, new: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::changes;
+    use super::{changes, matches};
 
     #[test]
     fn changes_name_only_the_keys_that_differ() {
@@ -109,5 +131,22 @@ mod tests {
             ]
         );
         assert!(changes(new, new).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_an_added_key_matches_only_its_old_behaviour() {
+        let old = r#"[["run",0],["eval_every",1],["seed",2],["data","cc"]]"#;
+        let new = |v: &str| {
+            format!(r#"[["run",0],["eval_every",1],["train_eval","{v}"],["seed",2],["data","cc"]]"#)
+        };
+        assert!(matches(old, &new("clean")));
+        assert!(!matches(old, &new("augmented")));
+        assert!(!matches(
+            old,
+            &new("clean").replace(r#"["seed",2]"#, r#"["seed",3]"#)
+        ));
+        // A checkpoint that has the key must have the same value.
+        assert!(!matches(&new("augmented"), &new("clean")));
+        assert!(matches(&new("clean"), &new("clean")));
     }
 }
